@@ -1,0 +1,3 @@
+"""virnuc_hpc: VirNucPro viral sequence identification at cluster scale."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,46 @@
+"""The `virnuc-hpc` command: a thin parser over the library (`parser -> run(args)`).
+
+Each subcommand lives in its own module exposing `add_parser(subparsers)`; the parser it
+adds sets `func=run`. Core modules never import this package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from .. import __version__
+from ..errors import UserError
+
+SUBCOMMANDS = ["translate"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="virnuc-hpc", description="VirNucPro viral sequence identification at cluster scale."
+    )
+    parser.add_argument("--version", action="version", version=f"virnuc-hpc {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        importlib.import_module(f".{name.replace('-', '_')}_cmd", __name__).add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"virnuc-hpc {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"virnuc-hpc {args.command}: interrupted", file=sys.stderr)
+        return 130
