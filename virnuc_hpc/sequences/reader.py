@@ -110,7 +110,8 @@ def _parse_fastq(path, first, lines) -> Iterator[Record]:
     while pending is not None:
         header_line, header = pending
         if not header.startswith(b"@"):
-            raise InputError(path, f"line {header_line}", "expected a FASTQ header starting with '@'",
+            raise InputError(path, f"line {header_line}",
+                             "expected a FASTQ header starting with '@'",
                              "check the file is complete FASTQ (4 lines per record)")
         seq, plus_line = _fastq_sequence(path, header_line, lines)
         _fastq_quality(path, plus_line, len(seq), lines)
