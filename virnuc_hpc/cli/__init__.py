@@ -14,7 +14,10 @@ import sys
 from .. import __version__
 from ..errors import UserError
 
-SUBCOMMANDS = ["translate"]
+SUBCOMMANDS = [
+    "translate", "plan", "run-task", "run", "reduce", "status", "resubmit", "predict",
+    "embed", "bench",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,32 @@
+"""`virnuc-hpc predict`: plan + local run + reduce, for one machine or one container."""
+
+from __future__ import annotations
+
+from .plan_cmd import add_plan_options, plan_from_args
+from .reduce_cmd import reduce_and_report
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("predict", help="plan, run locally and reduce in one command",
+                       description="The one-machine path: results land in OUT/results/.")
+    p.add_argument("input", help="FASTA or FASTQ, plain or gzip/bgzip")
+    p.add_argument("-o", "--out", required=True, metavar="OUT", help="run directory")
+    add_plan_options(p, run_dir_required=False)
+    p.add_argument("--parallel", type=int, default=1, metavar="K")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..errors import UserError
+    from ..plan import load_plan
+    from ..rundir import RunDir
+    from ..runner import run_local
+
+    if not RunDir(args.out).plan.exists():
+        plan_from_args(args, args.out)
+    elif plan_from_args(args, args.out, dry_run=True).fingerprint != \
+            load_plan(args.out).fingerprint:
+        raise UserError(f"{args.out} holds a run of other inputs, models or options; "
+                        "give a new -o/--out (or the same arguments to resume it)")
+    run_local(args.out, parallel=args.parallel)
+    return reduce_and_report(args.out)

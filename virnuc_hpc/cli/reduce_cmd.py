@@ -1,0 +1,33 @@
+"""`virnuc-hpc reduce`: verify every shard, then merge features and predictions."""
+
+from __future__ import annotations
+
+import sys
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("reduce", help="verify every shard, then merge results",
+                       description="Refuses partial output: any bad shard is named with its "
+                                   "reason and the resubmit command.")
+    p.add_argument("run_dir", metavar="RUN")
+    p.set_defaults(func=run)
+
+
+def reduce_and_report(run_dir) -> int:
+    """Reduce; print the written files, or the bad shards and the fix (exit code 1)."""
+    from ..plan import load_plan
+    from ..reduce import reduce_run
+
+    result = reduce_run(run_dir)
+    if not result.ok:
+        print(result.report(), file=sys.stderr)
+        return 1
+    print(result.report())
+    if load_plan(run_dir).profile == "tiny":
+        print("note: the tiny model profile is random weights: these results are NOT "
+              "biologically meaningful (use --models real)")
+    return 0
+
+
+def run(args) -> int:
+    return reduce_and_report(args.run_dir)

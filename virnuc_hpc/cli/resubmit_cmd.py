@@ -1,0 +1,24 @@
+"""`virnuc-hpc resubmit`: rerun only failed, corrupt or missing shards."""
+
+from __future__ import annotations
+
+from .run_cmd import parse_indices
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("resubmit", help="rerun only failed, corrupt or missing shards",
+                       description="Works from disk; uses the executor the run was submitted "
+                                   "with (local unless submitted to SLURM).")
+    p.add_argument("run_dir", metavar="RUN")
+    p.add_argument("--indices", metavar="I,J", help="these indices (default: every bad one)")
+    p.add_argument("--parallel", type=int, default=1, metavar="K", help="local executor only")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..runner import resubmit
+
+    indices = resubmit(args.run_dir, parse_indices(args.indices), parallel=args.parallel)
+    print("nothing to resubmit: every shard is done" if not indices else
+          f"resubmitted shard(s) {','.join(map(str, indices))}")
+    return 0

@@ -1,0 +1,20 @@
+"""`virnuc-hpc status`: per-shard state from what is on disk."""
+
+from __future__ import annotations
+
+import json
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("status", help="per-shard state, rates and ETA, from disk")
+    p.add_argument("run_dir", metavar="RUN")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..status import format_table, run_status
+
+    report = run_status(args.run_dir)
+    print(json.dumps(report, indent=1) if args.json else format_table(report))
+    return 0

@@ -1,0 +1,57 @@
+"""Run options that change how features are computed: validated once, early, and recorded in
+the plan (so every task of a run computes the same way, and the fingerprint covers them)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import yaml
+
+from .errors import ConfigError
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    precision: str = "fp32"
+    tokens_per_batch: int | None = None
+    part_rows: int = 2048
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision {self.precision!r} is not one of "
+                              f"{', '.join(PRECISIONS)} (--precision or `precision:` in the config)")
+        for name in ("tokens_per_batch", "part_rows"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+
+    def as_dict(self) -> dict:
+        """Only non-default values: a default run keeps the same fingerprint as before."""
+        defaults = {f.name: f.default for f in fields(self)}
+        return {k: v for k, v in asdict(self).items() if v != defaults[k]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunConfig":
+        valid = [f.name for f in fields(cls)]
+        unknown = sorted(set(data) - set(valid))
+        if unknown:
+            raise ConfigError(f"unknown run option(s) {', '.join(unknown)}; valid: "
+                              f"{', '.join(valid)}")
+        return cls(**data)
+
+
+def load_config(path: str | Path | None = None, **overrides) -> RunConfig:
+    """Options from a YAML file, with non-None keyword overrides (the CLI's flags) winning."""
+    data = {}
+    if path:
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{path}: cannot read the config ({exc}); fix the YAML") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping of option: value")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return RunConfig.from_dict(data)

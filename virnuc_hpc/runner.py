@@ -1,0 +1,33 @@
+"""Run a planned run's shards with an executor, and rerun the bad ones: `run`, `resubmit`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .executors.base import Outcome, default_task_argv, read_record
+from .executors.local import LocalExecutor
+from .status import pending_indices
+
+
+def run_local(run_dir: str | Path, parallel: int = 1, indices: list[int] | None = None) -> Outcome:
+    """Run `indices` (default: every shard not done) as local processes, K at a time; raise
+    TasksFailed naming the failed indices."""
+    todo = pending_indices(run_dir) if indices is None else indices
+    outcome = LocalExecutor(parallel=parallel).run(run_dir, todo, default_task_argv(run_dir))
+    outcome.check(run_dir)
+    return outcome
+
+
+def resubmit(run_dir: str | Path, indices: list[int] | None = None, parallel: int = 1) -> list[int]:
+    """Rerun only failed, corrupt or missing shards (or `indices`) with the run's executor."""
+    todo = pending_indices(run_dir) if indices is None else indices
+    if not todo:
+        return []
+    record = read_record(run_dir) or {}
+    if record.get("executor") == "slurm":
+        from .executors.slurm import resubmit_run
+
+        resubmit_run(run_dir, todo)
+    else:
+        run_local(run_dir, parallel=parallel, indices=todo)
+    return todo

@@ -1,0 +1,149 @@
+"""One array task (`run-task RUN --index I`): its shard through translate, both encoders and
+the classifier, written in atomic checksummed parts; idempotent and resumable.
+
+Order of work: verified DONE -> nothing to do. Otherwise the models are pre-warmed and loaded
+once; the shard's records are streamed from the input and prepared (cheap, so a resumed task
+simply re-derives its frames); frames already in complete verified parts are skipped; each
+further part of `part_rows` frames is embedded, classified and published; the per-sequence
+accounting and then DONE are written last. Any failure writes FAILED with its reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from itertools import islice
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from . import plan as planning
+from .errors import IntegrityError
+from .embed import DnabertEncoder, EsmEncoder
+from .models import LoadedModels, resolve_profile
+from .progress import Progress
+from .rundir import RunDir
+from .runconfig import RunConfig
+from .sequences import Frame, Prepared, prepare
+from .store import PartWriter, mark_failed, read_done, verify_task, write_accounting
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    device: str = "cpu"
+    precision: str = "fp32"
+    tokens_per_batch: int | None = None
+    part_rows: int = RunConfig.part_rows
+    heartbeat_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    index: int
+    status: str  # "done" (now) or "already-done"
+    rows: int
+    sequences: int
+
+
+def profile_fingerprints(profile: str, chunk_size: int) -> dict[str, str]:
+    """The models a run will use, by checksum (verifies, and pre-warms, the cache)."""
+    return LoadedModels(resolve_profile(profile, chunk_size)).fingerprints
+
+
+def task_options(run_dir, device: str = "auto") -> TaskOptions:
+    """This run's options, from its plan; `auto` takes the GPU this process was given."""
+    config = RunConfig.from_dict(planning.load_plan(run_dir).config)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return TaskOptions(device, config.precision, config.tokens_per_batch, config.part_rows)
+
+
+def run_task(run_dir, index: int, options: TaskOptions = TaskOptions()) -> TaskResult:
+    run = RunDir(run_dir)
+    plan = planning.load_plan(run.root)
+    expectation = planning.load_manifest(run.root, index).expectation()
+    task = run.task(index)
+    if read_done(task.root) is not None and not verify_task(task.root, expectation):
+        log.info("shard %d is already done and verified: nothing to do", index)
+        done = read_done(task.root)
+        return TaskResult(index, "already-done", done["rows"], done["sequences"])
+    try:
+        return _compute(run, plan, index, options)
+    except BaseException as exc:
+        mark_failed(task.root, f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def _compute(run: RunDir, plan, index: int, options: TaskOptions) -> TaskResult:
+    task = run.task(index)
+    total = sum(len(p.frames) for p in _prepared(run, plan, index))  # cheap next to the GPU
+    accounting: list[dict] = []
+    profile = resolve_profile(plan.profile, plan.chunk_size)
+    with LoadedModels(profile, device=options.device) as models:
+        pipeline = FramePipeline(models, options)
+        _check_models(plan, models.fingerprints)
+        writer = PartWriter(task.root, widths=pipeline.widths, fingerprints=models.fingerprints)
+        log.info("shard %d: %d kept frames, resuming after %d", index, total, writer.rows_done)
+        with Progress(task.root, total, writer.rows_done, options.heartbeat_s) as progress:
+            frames = _frames(_prepared(run, plan, index), accounting)
+            for part in _parts(frames, writer.rows_done, options.part_rows):
+                writer.write_part(writer.next_part, [f.id for f in part], *pipeline(part))
+                progress.advance(len(part))
+    write_accounting(task.root, accounting)
+    writer.write_done({"skipped": sum(bool(row["skip_reason"]) for row in accounting)})
+    return TaskResult(index, "done", writer.rows_done, len(accounting))
+
+
+def _check_models(plan, fingerprints: dict[str, str]) -> None:
+    if plan.models and plan.models != fingerprints:
+        raise IntegrityError(f"the models in the cache ({fingerprints}) are not the ones this run "
+                             f"was planned with ({plan.models}); restore them (`virnuc-hpc models "
+                             "fetch --repair`) or plan a new run")
+
+
+def _prepared(run: RunDir, plan, index: int) -> Iterator[Prepared]:
+    return prepare(planning.iter_shard_records(run.root, index), plan.chunk_size)
+
+
+def _frames(prepared: Iterator[Prepared], accounting: list[dict]) -> Iterator[Frame]:
+    """Every kept frame in order, recording each sequence's accounting as it passes."""
+    for item in prepared:
+        accounting.append(item.accounting())
+        yield from item.frames
+
+
+def _parts(frames: Iterator[Frame], start: int, size: int) -> Iterator[list[Frame]]:
+    """Parts of `size` frames after the first `start` (already in verified parts). Parts
+    always start at multiples of `size`, so a resumed task writes the same bytes."""
+    rest = islice(frames, start, None)
+    while part := list(islice(rest, size)):
+        yield part
+
+
+class FramePipeline:
+    """Frames -> (DNABERT-S features, ESM-2 features, classifier scores)."""
+
+    def __init__(self, models: LoadedModels, options: TaskOptions):
+        common = dict(device=options.device, precision=options.precision,
+                      tokens_per_batch=options.tokens_per_batch)
+        tokenizer, dnabert = models.dnabert
+        esm, alphabet = models.esm
+        self.dnabert = DnabertEncoder(dnabert, tokenizer, **common)
+        self.esm = EsmEncoder(esm, alphabet, **common)
+        self.classifier, self.device = models.classifier, options.device
+        self.widths = {"dnabert": self.dnabert.dim, "esm": self.esm.dim}
+
+    def __call__(self, part: list[Frame]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        ids = [f.id for f in part]
+        nucleotide = self.dnabert.embed([f.nucleotide for f in part], ids)
+        protein = self.esm.embed([f.protein for f in part], ids)
+        return nucleotide, protein, self.scores(np.concatenate([nucleotide, protein], axis=1))
+
+    def scores(self, features: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            logits = self.classifier(torch.from_numpy(features).to(self.device))
+            return torch.softmax(logits.float(), dim=1).cpu().numpy()
+
