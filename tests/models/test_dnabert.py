@@ -1,0 +1,131 @@
+"""DNABERT-S: the batched, padded forward against a per-sequence reference written here from the
+published MosaicBERT semantics (no padding, eager fp32), and strict loading."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+from virnuc_hpc.errors import ConfigError
+from virnuc_hpc.models import load_dnabert, masked_mean
+from virnuc_hpc.models.dnabert import alibi_slopes
+from virnuc_hpc.models.tiny import TINY_DNABERT, dnabert_files
+
+SEQS = ["ACGTTGCAAGGCTTAACG" * 9, "ACGT", "GGGCCCAAATTTACGATCGATTTACG", "T" * 41, "ACGATCGGCA" * 30]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    path = tmp_path_factory.mktemp("dnabert")
+    for name, data in dnabert_files().items():
+        (path / name).write_bytes(data)
+    return path
+
+
+def test_alibi_slopes_for_twelve_heads_follow_the_published_rule():
+    first_eight = [2.0 ** -(h + 1) for h in range(8)]
+    every_second_of_sixteen = [2.0 ** -0.5, 2.0 ** -1.5, 2.0 ** -2.5, 2.0 ** -3.5]
+    assert alibi_slopes(12) == pytest.approx(first_eight + every_second_of_sixteen, rel=1e-12)
+    assert alibi_slopes(8) == pytest.approx(first_eight, rel=1e-12)
+
+
+def reference_hidden(state: dict, ids: torch.Tensor) -> torch.Tensor:
+    """One unpadded sequence through MosaicBERT, written out op by op."""
+    cfg = TINY_DNABERT
+    heads, eps = cfg.num_attention_heads, cfg.layer_norm_eps
+    d = cfg.hidden_size // heads
+    slopes = [2.0 ** -(h + 1) for h in range(8)] + [2.0 ** -(h + 0.5) for h in range(4)]
+    slopes = torch.tensor(slopes)
+    n = len(ids)
+    pos = torch.arange(n)
+    bias = -slopes[:, None, None] * (pos[None, :] - pos[:, None]).abs()[None].float()
+
+    def ln(x, name):
+        return F.layer_norm(x, x.shape[-1:], state[name + ".weight"], state[name + ".bias"], eps)
+
+    x = state["embeddings.word_embeddings.weight"][ids]
+    x = ln(x + state["embeddings.token_type_embeddings.weight"][0], "embeddings.LayerNorm")
+    for i in range(cfg.num_hidden_layers):
+        p = f"encoder.layer.{i}."
+        qkv = x @ state[p + "attention.self.Wqkv.weight"].T + state[p + "attention.self.Wqkv.bias"]
+        q, k, v = qkv.view(n, 3, heads, d).permute(1, 2, 0, 3)  # each [heads, n, d]
+        probs = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(d) + bias, dim=-1)
+        attn = (probs @ v).permute(1, 0, 2).reshape(n, -1)
+        attn = attn @ state[p + "attention.output.dense.weight"].T
+        attn = attn + state[p + "attention.output.dense.bias"]
+        x = ln(attn + x, p + "attention.output.LayerNorm")
+        h = x @ state[p + "mlp.gated_layers.weight"].T
+        inter = cfg.intermediate_size
+        h = F.gelu(h[:, :inter], approximate="none") * h[:, inter:]
+        h = h @ state[p + "mlp.wo.weight"].T + state[p + "mlp.wo.bias"]
+        x = ln(h + x, p + "mlp.layernorm")
+    return x
+
+
+def test_batched_padded_forward_matches_per_sequence_reference(folder):
+    tokenizer, model = load_dnabert(folder)
+    state = torch.load(folder / "pytorch_model.bin", weights_only=True)
+    batch = tokenizer(SEQS, return_tensors="pt", padding=True)
+    assert batch["attention_mask"].sum(1).unique().numel() > 1  # really padded
+    with torch.no_grad():
+        hidden = model(batch["input_ids"], batch["attention_mask"])
+        pooled = masked_mean(hidden, batch["attention_mask"])
+    for row, seq in enumerate(SEQS):
+        ids = tokenizer(seq, return_tensors="pt")["input_ids"][0]
+        assert ids[0] == tokenizer.cls_token_id and ids[-1] == tokenizer.sep_token_id
+        n = len(ids)
+        ref = reference_hidden(state, ids)
+        torch.testing.assert_close(hidden[row, :n], ref, atol=1e-5, rtol=0)
+        assert not hidden[row, n:].any()  # padded positions come out as zeros
+        # VirNucPro: mean over every token, [CLS] and [SEP] included
+        torch.testing.assert_close(pooled[row], ref.mean(0), atol=1e-5, rtol=0)
+
+
+def test_sdpa_matches_eager_in_fp32(folder):
+    tokenizer, model = load_dnabert(folder)
+    batch = tokenizer(SEQS, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        eager = model(batch["input_ids"], batch["attention_mask"])
+        fused = model.set_attention("sdpa")(batch["input_ids"], batch["attention_mask"])
+    torch.testing.assert_close(fused, eager, atol=1e-5, rtol=0)
+    with pytest.raises(ConfigError, match="eager, sdpa"):
+        model.set_attention("flash")
+
+
+def test_sequences_longer_than_alibi_starting_size(folder):
+    tokenizer, model = load_dnabert(folder)
+    state = torch.load(folder / "pytorch_model.bin", weights_only=True)
+    gen = torch.Generator().manual_seed(1)
+    ids = torch.randint(5, TINY_DNABERT.vocab_size, (600,), generator=gen)
+    with torch.no_grad():
+        out = model(ids[None], torch.ones(1, 600, dtype=torch.long))[0]
+    torch.testing.assert_close(out, reference_hidden(state, ids), atol=1e-5, rtol=0)
+
+
+def test_loading_is_strict_both_ways(folder, tmp_path):
+    for name, data in dnabert_files().items():
+        (tmp_path / name).write_bytes(data)
+    state = torch.load(folder / "pytorch_model.bin", weights_only=True)
+    state.pop("pooler.dense.bias")
+    torch.save(state, tmp_path / "pytorch_model.bin")
+    with pytest.raises(RuntimeError, match="pooler.dense.bias"):
+        load_dnabert(tmp_path)
+    state["pooler.dense.bias"] = torch.zeros(TINY_DNABERT.hidden_size)
+    state["embeddings.position_embeddings.weight"] = torch.zeros(3, TINY_DNABERT.hidden_size)
+    torch.save(state, tmp_path / "pytorch_model.bin")
+    with pytest.raises(RuntimeError, match="position_embeddings"):
+        load_dnabert(tmp_path)
+
+
+def test_safetensors_folder_loads_the_same_model(folder, tmp_path):
+    for name, data in dnabert_files().items():
+        if name != "pytorch_model.bin":
+            (tmp_path / name).write_bytes(data)
+    state = torch.load(folder / "pytorch_model.bin", weights_only=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, tmp_path / "model.safetensors")
+    _, from_bin = load_dnabert(folder)
+    _, from_st = load_dnabert(tmp_path)
+    for (k1, v1), (k2, v2) in zip(from_bin.state_dict().items(), from_st.state_dict().items()):
+        assert k1 == k2 and torch.equal(v1, v2)
