@@ -19,8 +19,9 @@ def run_local(run_dir: str | Path, parallel: int = 1, indices: list[int] | None 
 
 
 def resubmit(run_dir: str | Path, indices: list[int] | None = None, parallel: int = 1) -> list[int]:
-    """Rerun only failed, corrupt or missing shards (or `indices`) with the run's executor."""
-    todo = pending_indices(run_dir) if indices is None else indices
+    """Rerun only failed, corrupt or missing shards (or `indices`) with the run's executor.
+    Every DONE shard is re-verified by checksum first, so a damaged one is rerun too."""
+    todo = pending_indices(run_dir, deep=True) if indices is None else indices
     if not todo:
         return []
     record = read_record(run_dir) or {}

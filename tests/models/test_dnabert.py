@@ -64,8 +64,28 @@ def reference_hidden(state: dict, ids: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def hf_tokenizer(folder):
+    """transformers' own fast tokenizer of the folder: what the published code uses."""
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast.from_pretrained(str(folder))
+
+
+def test_tokenizer_matches_transformers(folder):
+    ours, _ = load_dnabert(folder)
+    theirs = hf_tokenizer(folder)
+    gen = torch.Generator().manual_seed(3)
+    seqs = SEQS + ["".join("ACGTN"[i] for i in torch.randint(0, 5, (n,), generator=gen))
+                   for n in (1, 7, 250, 501)]
+    assert ours(seqs)["input_ids"] == theirs(seqs)["input_ids"]
+    assert ours(seqs[0])["input_ids"] == theirs(seqs[0])["input_ids"]
+    assert (ours.pad_token_id, ours.cls_token_id, ours.sep_token_id) == \
+        (theirs.pad_token_id, theirs.cls_token_id, theirs.sep_token_id)
+
+
 def test_batched_padded_forward_matches_per_sequence_reference(folder):
-    tokenizer, model = load_dnabert(folder)
+    _, model = load_dnabert(folder)
+    tokenizer = hf_tokenizer(folder)
     state = torch.load(folder / "pytorch_model.bin", weights_only=True)
     batch = tokenizer(SEQS, return_tensors="pt", padding=True)
     assert batch["attention_mask"].sum(1).unique().numel() > 1  # really padded
@@ -84,7 +104,8 @@ def test_batched_padded_forward_matches_per_sequence_reference(folder):
 
 
 def test_sdpa_matches_eager_in_fp32(folder):
-    tokenizer, model = load_dnabert(folder)
+    _, model = load_dnabert(folder)
+    tokenizer = hf_tokenizer(folder)
     batch = tokenizer(SEQS, return_tensors="pt", padding=True)
     with torch.no_grad():
         eager = model(batch["input_ids"], batch["attention_mask"])
@@ -95,7 +116,7 @@ def test_sdpa_matches_eager_in_fp32(folder):
 
 
 def test_sequences_longer_than_alibi_starting_size(folder):
-    tokenizer, model = load_dnabert(folder)
+    _, model = load_dnabert(folder)
     state = torch.load(folder / "pytorch_model.bin", weights_only=True)
     gen = torch.Generator().manual_seed(1)
     ids = torch.randint(5, TINY_DNABERT.vocab_size, (600,), generator=gen)

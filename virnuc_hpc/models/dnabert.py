@@ -209,14 +209,47 @@ def read_state_dict(folder: Path) -> dict[str, torch.Tensor]:
     raise UserError(f"{folder}: no {' or '.join(WEIGHT_FILES)}; fix: point at a DNABERT-S folder")
 
 
+class DnabertTokenizer:
+    """The folder's `tokenizer.json` run by the `tokenizers` library: the same Rust tokenizer
+    (normalizer, BPE, [CLS]/[SEP] post-processor) that transformers' PreTrainedTokenizerFast
+    wraps, without importing transformers (seconds off every task's start)."""
+
+    def __init__(self, folder: Path):
+        from tokenizers import Tokenizer
+
+        self.backend = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        special = _special_tokens(folder)
+        self.pad_token_id = self._id(special.get("pad_token", "[PAD]"))
+        self.cls_token_id = self._id(special.get("cls_token", "[CLS]"))
+        self.sep_token_id = self._id(special.get("sep_token", "[SEP]"))
+
+    def _id(self, token) -> int:
+        token = token["content"] if isinstance(token, dict) else token
+        index = self.backend.token_to_id(token)
+        if index is None:
+            raise UserError(f"tokenizer has no {token!r} token; fix: `models fetch --repair`")
+        return index
+
+    def __call__(self, texts, add_special_tokens: bool = True) -> dict:
+        single = isinstance(texts, str)
+        batch = self.backend.encode_batch([texts] if single else list(texts),
+                                          add_special_tokens=add_special_tokens)
+        ids = [encoding.ids for encoding in batch]
+        return {"input_ids": ids[0] if single else ids}
+
+
+def _special_tokens(folder: Path) -> dict:
+    for name in ("special_tokens_map.json", "tokenizer_config.json"):
+        if (folder / name).is_file():
+            return json.loads((folder / name).read_text())
+    return {}
+
+
 def load_dnabert(path, device="cpu"):
     """Load (tokenizer, DnabertModel) from a DNABERT-S folder, eval mode, fp32."""
-    from transformers import PreTrainedTokenizerFast
-
     folder = Path(path)
     if not (folder / "config.json").is_file():
         raise UserError(f"{folder}: no config.json; fix: point at a DNABERT-S model folder")
     model = DnabertModel(DnabertConfig.from_json(folder / "config.json"))
     model.load_state_dict(read_state_dict(folder), strict=True)
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(str(folder))
-    return tokenizer, model.to(device).eval()
+    return DnabertTokenizer(folder), model.to(device).eval()
