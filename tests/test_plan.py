@@ -1,0 +1,175 @@
+"""The planner: one streaming read, balanced shards, checksummed manifests, dry run."""
+
+from __future__ import annotations
+
+import heapq
+import json
+
+import numpy as np
+import pytest
+
+from virnuc_hpc.errors import ConfigError, InputError, IntegrityError, UserError
+from virnuc_hpc.plan import (
+    assign_shards, imbalance, iter_shard_records, load_manifest, load_plan, plan_input,
+)
+from virnuc_hpc.rundir import RunDir
+from virnuc_hpc.sequences.prepare import chunk_spans
+
+
+def write_fasta(path, lengths, seed=0):
+    rng = np.random.default_rng(seed)
+    with open(path, "w") as out:
+        for i, length in enumerate(lengths):
+            seq = "".join(rng.choice(list("ACGT"), size=int(length)))
+            out.write(f">r{i} some description\n")
+            for start in range(0, len(seq), 60):
+                out.write(seq[start:start + 60] + "\n")
+    return path
+
+
+def skewed_lengths(kind, n, seed=1):
+    rng = np.random.default_rng(seed)
+    if kind == "lognormal":
+        return np.clip(rng.lognormal(6.5, 1.2, n), 1, 60_000).astype(int)
+    if kind == "pareto":
+        return np.clip((rng.pareto(1.2, n) + 1) * 150, 1, 60_000).astype(int)
+    return np.where(rng.random(n) < 0.05, 20_000, 150)  # bimodal: reads and a few contigs
+
+
+def lpt_heap(costs, shards):
+    """Reference LPT, one item at a time."""
+    heap = [(0, s) for s in range(shards)]
+    for cost in sorted(costs, reverse=True):
+        load, s = heapq.heappop(heap)
+        heapq.heappush(heap, (load + cost, s))
+    return sorted(load for load, _ in heap)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_assign_shards_equals_one_by_one_lpt(seed):
+    rng = np.random.default_rng(seed)
+    costs = rng.integers(0, 6, size=rng.integers(1, 300)) ** rng.integers(1, 4)
+    shards = int(rng.integers(1, 12))
+    assign = assign_shards(costs, shards)
+    loads = np.bincount(assign, weights=costs, minlength=shards)
+    assert sorted(loads.astype(int).tolist()) == lpt_heap(costs.tolist(), shards)
+
+
+@pytest.mark.parametrize("kind", ["lognormal", "pareto", "bimodal"])
+@pytest.mark.parametrize("shards", [7, 64])
+def test_skewed_lengths_balance_within_5_percent(kind, shards):
+    lengths = skewed_lengths(kind, 40_000)
+    costs = np.array([len(chunk_spans(int(n), 500)) for n in lengths])
+    loads = np.bincount(assign_shards(costs, shards), weights=costs, minlength=shards)
+    assert imbalance(loads) <= 1.05
+    assert loads.max() - loads.min() <= costs.max()
+
+
+def test_zero_cost_sequences_are_spread_by_count():
+    assign = assign_shards(np.zeros(10, int), 3)
+    assert sorted(np.bincount(assign, minlength=3).tolist()) == [3, 3, 4]
+
+
+def test_plan_writes_manifests_covering_the_input_in_order(tmp_path):
+    lengths = skewed_lengths("lognormal", 400)
+    fasta = write_fasta(tmp_path / "in.fa", lengths)
+    plan = plan_input(fasta, tmp_path / "run", shards=5)
+    assert plan.sequences == 400 and len(plan.shards) == 5 and plan.imbalance <= 1.05
+    assert plan.chunks == sum(len(chunk_spans(int(n), 500)) for n in lengths)
+    seen = []
+    for shard in plan.shards:
+        manifest = load_manifest(tmp_path / "run", shard.index)
+        assert manifest.ordinals.tolist() == sorted(manifest.ordinals.tolist())
+        assert manifest.ids == [f"r{o}" for o in manifest.ordinals]
+        assert manifest.lengths.tolist() == [int(lengths[o]) for o in manifest.ordinals]
+        assert int(manifest.chunks.sum()) == shard.chunks and len(manifest.ids) == shard.sequences
+        seen.extend(manifest.ordinals.tolist())
+    assert sorted(seen) == list(range(400))
+    assert load_plan(tmp_path / "run") == plan
+    assert not list((tmp_path / "run" / "shards").glob(".*"))  # no temp files left
+
+
+def test_fixed_length_reads_reduce_to_sequence_count(tmp_path):
+    fasta = write_fasta(tmp_path / "in.fa", [150] * 1000)
+    plan = plan_input(fasta, tmp_path / "run", sequences_per_shard=300)
+    assert [s.sequences for s in plan.shards] == [250, 250, 250, 250]
+    assert plan.imbalance == 1.0
+
+
+def test_dry_run_writes_nothing_and_matches_the_real_plan(tmp_path):
+    fasta = write_fasta(tmp_path / "in.fa", skewed_lengths("pareto", 200))
+    dry = plan_input(fasta, tmp_path / "run", shards=3, dry_run=True)
+    assert not (tmp_path / "run").exists()
+    real = plan_input(fasta, tmp_path / "run", shards=3)
+    assert [s.chunks for s in dry.shards] == [s.chunks for s in real.shards]
+    assert dry.fingerprint == real.fingerprint
+    table = dry.table()
+    assert "total" in table and "imbalance" in table and "estimate" in table
+
+
+def test_fingerprint_depends_on_what_results_depend_on(tmp_path):
+    fasta = write_fasta(tmp_path / "in.fa", [700, 1200, 90])
+    base = plan_input(fasta, tmp_path / "a", shards=1, dry_run=True).fingerprint
+    assert plan_input(fasta, tmp_path / "a", shards=3, dry_run=True).fingerprint == base
+    for change in ({"chunk_size": 300}, {"profile": "real"}, {"config": {"batch": 2}},
+                   {"model_identities": {"esm": "abc"}}):
+        assert plan_input(fasta, tmp_path / "a", dry_run=True, **change).fingerprint != base
+    other = write_fasta(tmp_path / "other.fa", [700, 1200, 91])
+    assert plan_input(other, tmp_path / "a", dry_run=True).fingerprint != base
+
+
+def test_plan_refuses_bad_options_and_an_existing_plan(tmp_path):
+    fasta = write_fasta(tmp_path / "in.fa", [500] * 4)
+    with pytest.raises(ConfigError, match="not both"):
+        plan_input(fasta, tmp_path / "run", shards=2, sequences_per_shard=2)
+    with pytest.raises(ConfigError, match="300, 500"):
+        plan_input(fasta, tmp_path / "run", chunk_size=400)
+    with pytest.raises(ConfigError, match="positive"):
+        plan_input(fasta, tmp_path / "run", shards=0)
+    plan = plan_input(fasta, tmp_path / "run", shards=10)
+    assert len(plan.shards) == 4  # never more shards than sequences
+    with pytest.raises(UserError, match="already holds a plan"):
+        plan_input(fasta, tmp_path / "run")
+
+
+def test_failed_read_leaves_no_shards_and_a_crashed_plan_is_cleaned(tmp_path):
+    bad = tmp_path / "bad.fa"
+    bad.write_text(">a\nACGT\n>a\nACGT\n")  # duplicate IDs: the reader raises at the end
+    with pytest.raises(InputError):
+        plan_input(bad, tmp_path / "run")
+    assert not (tmp_path / "run" / "shards").exists()
+    assert not (tmp_path / "run" / "plan.json").exists()
+    (tmp_path / "run" / "shards").mkdir()
+    (tmp_path / "run" / "shards" / "shard-00007.ids").write_text("stale\n")
+    plan_input(write_fasta(tmp_path / "in.fa", [100, 200]), tmp_path / "run")
+    assert not (tmp_path / "run" / "shards" / "shard-00007.ids").exists()
+
+
+def test_tampered_manifest_is_rejected(tmp_path):
+    fasta = write_fasta(tmp_path / "in.fa", [100, 200, 300, 400])
+    plan_input(fasta, tmp_path / "run", shards=2)
+    ids = RunDir(tmp_path / "run").shard_ids(1)
+    ids.write_text(ids.read_text().replace("r", "x"))
+    with pytest.raises(IntegrityError, match="shard 1"):
+        load_manifest(tmp_path / "run", 1)
+
+
+def test_iter_shard_records_rereads_its_ordinals_and_detects_a_changed_input(tmp_path):
+    lengths = [100, 2000, 300, 50, 900, 1200]
+    fasta = write_fasta(tmp_path / "in.fa", lengths)
+    plan = plan_input(fasta, tmp_path / "run", shards=2)
+    got = {r.ordinal: r for s in plan.shards for r in iter_shard_records(tmp_path / "run", s.index)}
+    assert sorted(got) == list(range(6)) and [got[i].length for i in range(6)] == lengths
+    write_fasta(fasta, [100, 2000, 300, 51, 900, 1200])
+    with pytest.raises(IntegrityError, match="changed since planning"):
+        for s in plan.shards:
+            list(iter_shard_records(tmp_path / "run", s.index))
+
+
+def test_plan_json_records_fingerprint_inputs_and_estimates(tmp_path):
+    fasta = write_fasta(tmp_path / "in.fa", [500] * 10)
+    plan_input(fasta, tmp_path / "run", shards=2, model_identities={"esm": "sha-e"})
+    data = json.loads((tmp_path / "run" / "plan.json").read_text())
+    assert len(data["input"]["sha256"]) == 64 and data["models"] == {"esm": "sha-e"}
+    assert data["shards"][0]["tokens_est"] > 0 and "estimate" in data["estimate_note"]
+    assert (tmp_path / "run" / "provenance" / "plan.json").exists()

@@ -1,0 +1,178 @@
+"""Reduce: every shard verified before anything is merged; results independent of sharding."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from virnuc_hpc.errors import IntegrityError
+from virnuc_hpc.outputs import read_prediction_results
+from virnuc_hpc.plan import load_manifest, plan_input
+from virnuc_hpc.reduce import PREDICTIONS_HEADER, reduce_run
+from virnuc_hpc.rundir import RunDir
+from virnuc_hpc.store import PartWriter
+
+try:
+    from test_plan import write_fasta
+    from test_store import PRINTS, WIDTHS, fake_sequence, write_fake_task
+except ImportError:  # tests/ imported as a package
+    from tests.test_plan import write_fasta
+    from tests.test_store import PRINTS, WIDTHS, fake_sequence, write_fake_task
+
+LENGTHS = [0, 150, 499, 500, 501, 1200, 3000, 60, 10_001, 800] * 6
+
+
+def run_task(run_dir, index, **kw):
+    kw.setdefault("part_rows", 16)  # few parts: every part costs fsyncs
+    m = load_manifest(run_dir, index)
+    write_fake_task(RunDir(run_dir).task(index), m.ordinals, m.ids, m.lengths, m.chunks, **kw)
+
+
+def planned(tmp_path, name="run", shards=7, lengths=LENGTHS):
+    fasta = tmp_path / "in.fa"
+    if not fasta.exists():
+        write_fasta(fasta, lengths)
+    plan = plan_input(fasta, tmp_path / name, shards=shards)
+    return tmp_path / name, plan
+
+
+def complete_run(tmp_path, name="run", shards=7, **kw):
+    run_dir, plan = planned(tmp_path, name, shards)
+    for shard in plan.shards:
+        run_task(run_dir, shard.index, **kw)
+    return run_dir
+
+
+def results(run_dir):
+    run = RunDir(run_dir)
+    files = (run.prediction_results, run.highestscore, run.predictions)
+    return {p.name: p.read_bytes() for p in files}
+
+
+def test_reduce_writes_results_in_input_order_with_accounting(tmp_path):
+    run_dir = complete_run(tmp_path)
+    result = reduce_run(run_dir, widths=WIDTHS, fingerprints=PRINTS)
+    assert result.ok, result.report()
+    run = RunDir(run_dir)
+    rows = [line.split("\t") for line in run.predictions.read_text().splitlines()]
+    assert tuple(rows[0]) == PREDICTIONS_HEADER
+    assert [r[0] for r in rows[1:]] == [f"r{i}" for i in range(len(LENGTHS))]
+    expected_frames = []
+    for ordinal, row in enumerate(rows[1:]):
+        account, frames = fake_sequence(ordinal, f"r{ordinal}", LENGTHS[ordinal], int(row[2]))
+        expected_frames += frames
+        assert int(row[3]) == account["kept_frames"] and row[7] == account["skip_reason"]
+        assert row[6] in (("virus", "others") if frames else ("skipped",))
+        if frames:
+            assert row[5] == str(max(f[3][1] for f in frames))
+    got = list(read_prediction_results(run.prediction_results))
+    assert [g[0] for g in got] == [f[0] for f in expected_frames]
+    assert all(np.float32(g[3]) == f[3][1] for g, f in zip(got, expected_frames))
+    summary = json.loads(run.summary.read_text())
+    assert summary["input_sequences"] == len(LENGTHS) == summary["predicted"] + summary["skipped"]
+    assert summary["skipped"] > 0 and summary["skipped_by_reason"]["empty"] == 6
+    assert summary["kept_frames"] == len(expected_frames)
+
+
+def test_results_do_not_depend_on_sharding(tmp_path):
+    one = complete_run(tmp_path, "one", shards=1, part_rows=13)
+    seven = complete_run(tmp_path, "seven", shards=7, part_rows=7)
+    assert reduce_run(one).ok and reduce_run(seven).ok
+    assert results(one) == results(seven)
+
+
+def test_highestscore_groups_chunks_lexicographically(tmp_path):
+    run_dir = complete_run(tmp_path, shards=3)
+    assert reduce_run(run_dir).ok
+    lines = RunDir(run_dir).highestscore.read_text().splitlines()
+    keys = [line.split("\t")[0] for line in lines[1:]]
+    assert lines[0] == "Modified_ID\tIs_Virus"
+    assert keys == sorted(keys) and len(set(keys)) == len(keys)
+    assert any("_chunk_10" in k for k in keys)
+
+
+def test_features_index_points_at_the_verified_parts(tmp_path):
+    run_dir = complete_run(tmp_path, shards=2)
+    assert reduce_run(run_dir).ok
+    index = json.loads(RunDir(run_dir).features_index.read_text())
+    assert index["widths"] == {"dnabert": 6, "esm": 10, "scores": 2}
+    from virnuc_hpc.fsio import sha256_file
+    for shard in index["shards"]:
+        for part in shard["parts"]:
+            assert sha256_file(RunDir(run_dir).root / part["path"]) == part["sha256"]
+
+
+def _flip(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x04
+    path.write_bytes(bytes(data))
+
+
+DAMAGE = {
+    "bit flip": lambda task: _flip(task.part(0)),
+    "truncation": lambda task: task.part(0).write_bytes(task.part(0).read_bytes()[:-7]),
+    "deleted part": lambda task: task.part(0).unlink(),
+    "no DONE": lambda task: task.done.unlink(),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_damaged_shard_fails_reduce_naming_the_index_and_resubmit_repairs(tmp_path, damage):
+    run_dir = complete_run(tmp_path, shards=4)
+    run = RunDir(run_dir)
+    DAMAGE[damage](run.task(2))
+    result = reduce_run(run_dir)
+    assert not result.ok and result.bad_indices == [2]
+    assert result.resubmit_command == f"virnuc-hpc resubmit {run_dir} --indices 2"
+    assert "index 2:" in result.report() and "resubmit" in result.report()
+    assert not run.results.exists() or not any(run.results.iterdir())
+    run_task(run_dir, 2)  # what resubmit reruns: the task resumes from its verified parts
+    assert reduce_run(run_dir).ok
+
+
+def test_several_bad_shards_are_all_listed(tmp_path):
+    run_dir = complete_run(tmp_path, shards=5)
+    run = RunDir(run_dir)
+    run.task(1).done.unlink()
+    _flip(run.task(4).part(0))
+    result = reduce_run(run_dir)
+    assert result.bad_indices == [1, 4] and result.resubmit_command.endswith("--indices 1,4")
+
+
+def test_shards_with_different_model_fingerprints_are_rejected(tmp_path):
+    run_dir, plan = planned(tmp_path, shards=3)
+    for shard in plan.shards:
+        prints = dict(PRINTS, esm="other") if shard.index == 1 else PRINTS
+        run_task(run_dir, shard.index, fingerprints=prints)
+    result = reduce_run(run_dir)
+    assert result.bad_indices == [1] and "differ from shard 0" in result.report()
+    assert reduce_run(run_dir, fingerprints=PRINTS).bad_indices == [1]
+
+
+def test_accounting_identity_is_checked_and_nothing_is_written(tmp_path):
+    run_dir = complete_run(tmp_path, shards=2)
+    run = RunDir(run_dir)
+    plan = json.loads(run.plan.read_text())
+    plan["sequences"] += 1  # the plan claims an input sequence no shard accounts for
+    run.plan.write_text(json.dumps(plan))
+    with pytest.raises(IntegrityError, match="does not add up"):
+        reduce_run(run_dir)
+    assert not run.summary.exists() and not run.predictions.exists()
+    assert not run.prediction_results.exists() and not list(run.results.glob(".reduce-*"))
+
+
+def test_rerun_of_reduce_is_idempotent(tmp_path):
+    run_dir = complete_run(tmp_path, shards=2)
+    assert reduce_run(run_dir).ok
+    first = results(run_dir)
+    assert reduce_run(run_dir).ok and results(run_dir) == first
+
+
+def test_unfinished_task_is_reported_not_merged(tmp_path):
+    run_dir, plan = planned(tmp_path, shards=2)
+    run_task(run_dir, 0)
+    PartWriter(RunDir(run_dir).task(1), WIDTHS, PRINTS)  # started, nothing written
+    result = reduce_run(run_dir)
+    assert result.bad_indices == [1] and "DONE missing" in result.report()

@@ -1,0 +1,118 @@
+"""Task states from the files tasks leave: pending, running, done, failed, corrupt."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from virnuc_hpc.rundir import RunDir
+from virnuc_hpc.status import format_table, pending_indices, run_status, task_states
+from virnuc_hpc.store import mark_failed, write_heartbeat
+
+try:
+    from test_reduce import planned, run_task
+except ImportError:  # tests/ imported as a package
+    from tests.test_reduce import planned, run_task
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    run_dir, _ = planned(tmp_path, shards=6)
+    return run_dir
+
+
+def _beat(run_dir, index, age, done=10, total=40, rate=2.0):
+    task = RunDir(run_dir).task(index)
+    write_heartbeat(task, done, total, rate)
+    beat = json.loads(task.heartbeat.read_text())
+    beat["time"] -= age
+    task.heartbeat.write_text(json.dumps(beat))
+
+
+def test_every_state_is_recognised(run_dir):
+    run = RunDir(run_dir)
+    run_task(run_dir, 0)                     # done
+    run_task(run_dir, 1)
+    run.task(1).part(0).unlink()             # corrupt: a listed part is gone
+    _beat(run_dir, 2, age=5)                 # running
+    _beat(run_dir, 3, age=3600)              # failed: stale heartbeat, no DONE
+    _beat(run_dir, 4, age=60)
+    mark_failed(run.task(4), "CUDA out of memory")  # failed: marker newer than heartbeat
+    states = {s["index"]: s for s in task_states(run_dir)}
+    assert [states[i]["state"] for i in range(6)] == ["done", "corrupt", "running", "failed",
+                                                      "failed", "pending"]
+    assert "part 0" in states[1]["reason"] and "stale" in states[3]["reason"]
+    assert states[4]["reason"] == "CUDA out of memory"
+    running = states[2]
+    assert (running["rate"], running["rows_done"], running["rows_total"]) == (2.0, 10, 40)
+    assert running["log"].endswith("tasks/00002/task.log") and 4 < running["heartbeat_age_s"] < 60
+    assert pending_indices(run_dir) == [1, 3, 4, 5]
+    assert pending_indices(run_dir, states={"running"}) == [2]
+    with pytest.raises(ValueError, match="valid"):
+        pending_indices(run_dir, states={"bogus"})
+
+
+def test_restarted_task_after_failure_is_running(run_dir):
+    mark_failed(RunDir(run_dir).task(0), "killed")
+    time.sleep(0.01)
+    _beat(run_dir, 0, age=0)
+    assert task_states(run_dir)[0]["state"] == "running"
+
+
+def test_bit_flip_needs_a_deep_check(run_dir):
+    run_task(run_dir, 0)
+    part = RunDir(run_dir).task(0).part(0)
+    data = bytearray(part.read_bytes())
+    data[-9] ^= 0x02
+    part.write_bytes(bytes(data))
+    assert task_states(run_dir)[0]["state"] == "done"  # same size: the cheap check passes
+    deep = task_states(run_dir, deep=True)[0]
+    assert deep["state"] == "corrupt" and "sha256" in deep["reason"]
+
+
+def test_totals_and_eta(run_dir):
+    run_task(run_dir, 0)
+    _beat(run_dir, 1, age=1, done=10, total=40, rate=2.0)
+    status = run_status(run_dir)
+    shards, totals = status["shards"], status["totals"]
+    assert json.loads(json.dumps(status)) == status  # JSON shape for `status --json`
+    assert totals["done"] == 1 and totals["running"] == 1 and totals["pending"] == 4
+    chunks = {s["index"]: s["chunks"] for s in shards}
+    left = sum(chunks.values()) - chunks[0] - chunks[1] * 10 / 40
+    assert totals["eta_s"] == pytest.approx(left / (2.0 * chunks[1] / 40), rel=1e-3)
+    table = format_table(status)
+    assert "running" in table and "ETA" in table
+
+
+def test_no_eta_when_nothing_runs(run_dir):
+    totals = run_status(run_dir)["totals"]
+    assert totals["pending"] == 6 and totals["eta_s"] is None
+
+
+def test_fresh_heartbeat_of_an_ended_process_is_failed(run_dir):
+    """A task killed on this host (or whose DONE was deleted) does not look running."""
+    import subprocess
+    import sys
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)
+    _beat(run_dir, 0, age=1)
+    task = RunDir(run_dir).task(0)
+    beat = json.loads(task.heartbeat.read_text())
+    beat["pid"] = int(child.stdout)
+    task.heartbeat.write_text(json.dumps(beat))
+    state = task_states(run_dir)[0]
+    assert state["state"] == "failed" and "ended without DONE" in state["reason"]
+    assert pending_indices(run_dir) == list(range(6))
+
+
+def test_ended_heartbeat_without_done_is_failed(run_dir):
+    task = RunDir(run_dir).task(0)
+    write_heartbeat(task, 40, 40, 3.0, ended=True)
+    assert task_states(run_dir)[0]["state"] == "failed"
+    run_task(run_dir, 0)
+    write_heartbeat(task, 40, 40, 3.0, ended=True)
+    assert task_states(run_dir)[0]["state"] == "done"
+    task.done.unlink()  # DONE deleted after the task ended: not "running"
+    assert task_states(run_dir)[0]["state"] == "failed"

@@ -1,0 +1,431 @@
+"""Plan a run: read the input once, cost every sequence, bin-pack sequences into shards.
+
+The cost of a sequence is its number of VirNucPro chunks, so fixed-length reads cost the same
+and shards get equal counts. Packing is longest-processing-time greedy: sequences in order of
+decreasing cost, each to the least loaded shard; runs of equal cost are placed in one
+vectorised "water-filling" step that gives the same loads as placing them one by one. The
+most loaded shard is then within one sequence's cost of the least loaded one.
+
+Per shard the planner writes `shard-NNNNN.npy` (ordinal, length, chunks; input order),
+`shard-NNNNN.ids` (IDs, one per line) and `shard-NNNNN.manifest.json` (their sha256), then
+`plan.json` last. Memory stays a few numpy arrays of N numbers: IDs are streamed to disk, never
+held as N Python strings. A task re-reads the input and keeps its ordinals
+(`iter_shard_records`).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import shutil
+from array import array
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import IO, Iterator, Mapping
+
+import numpy as np
+
+from . import __version__
+from .errors import ConfigError, IntegrityError, UserError
+from .fsio import atomic_write, fsync_dir, sha256_bytes, sha256_file
+from .rundir import RunDir, index_name, write_provenance
+from .sequences.prepare import chunk_spans
+from .sequences.reader import Record, iter_records
+from .store import Expectation
+
+FORMAT = 1
+CHUNK_SIZES = (300, 500)
+DEFAULT_SEQUENCES_PER_SHARD = 10_000
+ESM_RESIDUES_PER_S = 95_000  # notes/gpu.md goal per H100, bf16 (an estimate, not a measurement)
+FRAMES_PER_CHUNK = {300: 1.27, 500: 0.78}  # notes/workload.md, bacterial reads (upper figure)
+SHARD_DTYPE = np.dtype([("ordinal", "<i8"), ("length", "<i8"), ("chunks", "<i8")])
+ID_FLUSH_LINES = 200_000
+FSYNC_THREADS = 16
+ESTIMATE_NOTE = ("estimate: ESM-2 3B at {rate:,} residues/s per H100 (bf16 goal, notes/gpu.md), "
+                 "{frames} kept frames per {chunk}-bp chunk assumed, DNABERT-S and I/O ignored")
+
+
+@dataclass
+class ShardPlan:
+    index: int
+    sequences: int
+    chunks: int
+    bases: int
+    tokens_est: int
+    gpu_hours_est: float
+    manifest: str | None = None
+    manifest_sha256: str | None = None
+
+
+@dataclass
+class Plan:
+    """What `plan` decided; `plan.json` is its JSON form."""
+
+    fingerprint: str
+    input: dict
+    chunk_size: int
+    profile: str
+    config: dict
+    models: dict
+    package_version: str
+    sequences: int
+    chunks: int
+    bases: int
+    imbalance: float
+    estimate_note: str
+    shards: list[ShardPlan] = field(default_factory=list)
+    format: int = FORMAT
+
+    @property
+    def tokens_est(self) -> int:
+        return sum(s.tokens_est for s in self.shards)
+
+    @property
+    def gpu_hours_est(self) -> float:
+        return sum(s.gpu_hours_est for s in self.shards)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Plan:
+        data = json.loads(text)
+        data["shards"] = [ShardPlan(**s) for s in data["shards"]]
+        return cls(**data)
+
+    def table(self, max_rows: int = 40) -> str:
+        """The dry-run table: one row per shard (elided past `max_rows`) and the totals."""
+        head = f"{'shard':>6} {'sequences':>11} {'chunks':>11} {'est_tokens':>13} {'est_GPU_h':>10}"
+        rows = [_row(index_name(s.index), s.sequences, s.chunks, s.tokens_est, s.gpu_hours_est)
+                for s in self.shards]
+        if len(rows) > max_rows:
+            rows = rows[:max_rows // 2] + [f"{'...':>6}"] + rows[-(max_rows // 2):]
+        total = _row("total", self.sequences, self.chunks, self.tokens_est, self.gpu_hours_est)
+        return "\n".join([head, *rows, total,
+                          f"shards: {len(self.shards)}, "
+                          f"imbalance (max/mean chunks): {self.imbalance:.4f}",
+                          f"GPU hours are an {self.estimate_note}"])
+
+
+def _row(name: str, sequences: int, chunks: int, tokens: int, hours: float) -> str:
+    return f"{name:>6} {sequences:>11,} {chunks:>11,} {tokens:>13,} {hours:>10.3f}"
+
+
+# --- packing ------------------------------------------------------------------------------
+
+def _fill(loads: np.ndarray, cost: int, count: int) -> np.ndarray:
+    """How many of `count` items of equal `cost` each shard gets when every item in turn goes
+    to the least loaded shard (ties: lowest index)."""
+    lo, hi = int(loads.min()), int(loads.min()) + (count - 1) * cost
+    while lo < hi:  # smallest level T with at least `count` slots L_s + j*cost <= T
+        mid = (lo + hi) // 2
+        if _slots(loads, cost, mid).sum() >= count:
+            hi = mid
+        else:
+            lo = mid + 1
+    below = _slots(loads, cost, lo - 1)
+    at_level = np.flatnonzero((loads <= lo) & ((lo - loads) % cost == 0))
+    below[at_level[:count - int(below.sum())]] += 1
+    return below
+
+
+def _slots(loads: np.ndarray, cost: int, level: int) -> np.ndarray:
+    return np.where(loads <= level, (level - loads) // cost + 1, 0)
+
+
+def assign_shards(costs: np.ndarray, shards: int) -> np.ndarray:
+    """Shard index (int32) per item: greedy LPT over integer `costs`. Zero-cost items are
+    spread by count so that every shard gets its share of sequences."""
+    costs = np.asarray(costs, dtype=np.int64)
+    order = np.argsort(-costs, kind="stable")  # decreasing cost, input order among equals
+    ranked = costs[order]
+    starts = np.concatenate([[0], np.flatnonzero(ranked[1:] != ranked[:-1]) + 1])
+    values, ends = ranked[starts].tolist(), np.append(starts[1:], costs.size).tolist()
+    del ranked
+    loads, counts = np.zeros(shards, np.int64), np.zeros(shards, np.int64)
+    assign = np.empty(costs.size, np.int32)
+    for cost, start, end in zip(values, starts.tolist(), ends):
+        per_shard = _fill(counts, 1, end - start) if cost == 0 else _fill(loads, cost, end - start)
+        assign[order[start:end]] = np.repeat(np.arange(shards, dtype=np.int32), per_shard)
+        loads += per_shard * cost
+        counts += per_shard
+    return assign
+
+
+def imbalance(loads: np.ndarray) -> float:
+    """max/mean of shard loads (1.0 is perfect)."""
+    mean = float(np.mean(loads)) if len(loads) else 0.0
+    return float(np.max(loads)) / mean if mean > 0 else 1.0
+
+
+# --- reading ------------------------------------------------------------------------------
+
+@dataclass
+class _Costs:
+    lengths: np.ndarray
+    chunks: np.ndarray
+    bases: np.ndarray  # bases over all chunks (overlaps counted), the work the encoders see
+
+
+@lru_cache(maxsize=1 << 16)
+def chunk_cost(length: int, chunk_size: int) -> tuple[int, int]:
+    """(chunks, bases over all chunks) of a sequence: a function of its length only."""
+    spans = chunk_spans(length, chunk_size)
+    return len(spans), sum(end - start for start, end in spans)
+
+
+def _scan(input_path: Path, chunk_size: int, ids_out: IO[str] | None) -> _Costs:
+    lengths, chunks, bases = array("q"), array("q"), array("q")
+    for record in iter_records(input_path):
+        length = len(record.seq)
+        count, covered = chunk_cost(length, chunk_size)
+        lengths.append(length)
+        chunks.append(count)
+        bases.append(covered)
+        if ids_out is not None:
+            ids_out.write(record.id + "\n")
+    return _Costs(*(np.frombuffer(a, dtype=np.int64) for a in (lengths, chunks, bases)))
+
+
+def _shard_count(n: int, shards: int | None, per_shard: int | None) -> int:
+    if shards is not None and per_shard is not None:
+        raise ConfigError("give either --shards or --sequences-per-shard, not both")
+    for name, value in (("--shards", shards), ("--sequences-per-shard", per_shard)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{name} must be a positive integer, got {value}")
+    per_shard = per_shard or DEFAULT_SEQUENCES_PER_SHARD
+    wanted = shards if shards is not None else math.ceil(n / per_shard)
+    return max(1, min(wanted, n))
+
+
+def _validate(chunk_size: int, profile: str) -> None:
+    if chunk_size not in CHUNK_SIZES:
+        choices = ", ".join(map(str, CHUNK_SIZES))
+        raise ConfigError(f"chunk size {chunk_size} is not one of {choices}")
+    if not profile:
+        raise ConfigError("a model profile is required (e.g. 'real' or 'tiny')")
+
+
+def fingerprint(input_sha256: str, chunk_size: int, profile: str, config: Mapping,
+                models: Mapping) -> str:
+    """What the results depend on (not the sharding): input, chunk size, profile and config,
+    model identities and checksums, package version."""
+    key = {"input_sha256": input_sha256, "chunk_size": chunk_size, "profile": profile,
+           "config": dict(config), "models": dict(models), "package_version": __version__}
+    return sha256_bytes(json.dumps(key, sort_keys=True, default=str).encode())
+
+
+def plan_input(input_path: str | os.PathLike, run_dir: str | os.PathLike, shards: int | None = None,
+               sequences_per_shard: int | None = None, chunk_size: int = 500, profile: str = "tiny",
+               config: Mapping | None = None, model_identities: Mapping | None = None,
+               dry_run: bool = False) -> Plan:
+    """Read `input_path` once and plan the run in `run_dir` (nothing is written on a dry run)."""
+    _validate(chunk_size, profile)
+    input_path, run = Path(input_path).resolve(), RunDir(run_dir)
+    if not dry_run:
+        _prepare_run_dir(run)
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            input_sha = pool.submit(sha256_file, input_path) if input_path.is_file() else None
+            costs = _scan_to(run, input_path, chunk_size, dry_run)
+            digest = input_sha.result() if input_sha else ""
+        n_shards = _shard_count(len(costs.lengths), shards, sequences_per_shard)
+        assign = assign_shards(costs.chunks, n_shards)
+        plan = _make_plan(input_path, digest, chunk_size, profile, dict(config or {}),
+                          dict(model_identities or {}), costs, assign, n_shards)
+        if not dry_run:
+            _write_shards(run, plan, costs, assign)
+            atomic_write(run.plan, plan.to_json())
+    except BaseException:
+        if not dry_run:
+            shutil.rmtree(run.shards, ignore_errors=True)
+        raise
+    if not dry_run:
+        write_provenance(run, "plan", {"fingerprint": plan.fingerprint, "input": plan.input})
+    return plan
+
+
+def _prepare_run_dir(run: RunDir) -> None:
+    if run.plan.exists():
+        raise UserError(f"{run.root} already holds a plan ({run.plan}); "
+                        "use a new --run-dir, or remove this one to re-plan")
+    if run.shards.exists():
+        shutil.rmtree(run.shards)  # left by a plan that did not finish (no plan.json)
+    run.shards.mkdir(parents=True)
+
+
+def _scan_to(run: RunDir, input_path: Path, chunk_size: int, dry_run: bool) -> _Costs:
+    if dry_run:
+        return _scan(input_path, chunk_size, None)
+    with open(_all_ids(run), "w", encoding="utf-8") as ids_out:
+        return _scan(input_path, chunk_size, ids_out)
+
+
+def _all_ids(run: RunDir) -> Path:
+    return run.shards / ".all-ids.tmp"
+
+
+def _make_plan(input_path: Path, digest: str, chunk_size: int, profile: str, config: dict,
+               models: dict, costs: _Costs, assign: np.ndarray, n_shards: int) -> Plan:
+    per = {name: np.bincount(assign, getattr(costs, name), n_shards).astype(np.int64)
+           for name in ("chunks", "bases")}
+    counts = np.bincount(assign, minlength=n_shards)
+    frames = FRAMES_PER_CHUNK[chunk_size]
+    shard_plans = [_shard_plan(i, int(n), int(c), int(b), frames)
+                   for i, (n, c, b) in enumerate(zip(counts, per["chunks"], per["bases"]))]
+    source = {"path": str(input_path), "sha256": digest, "bytes": input_path.stat().st_size}
+    note = ESTIMATE_NOTE.format(rate=ESM_RESIDUES_PER_S, frames=frames, chunk=chunk_size)
+    return Plan(fingerprint(digest, chunk_size, profile, config, models), source, chunk_size,
+                profile, config, models, __version__, int(counts.sum()), int(costs.chunks.sum()),
+                int(costs.bases.sum()), imbalance(per["chunks"]), note, shard_plans)
+
+
+def _shard_plan(index: int, sequences: int, chunks: int, bases: int, frames: float) -> ShardPlan:
+    tokens = round(frames * (bases / 3 + 2 * chunks))
+    return ShardPlan(index, sequences, chunks, bases, tokens, tokens / ESM_RESIDUES_PER_S / 3600)
+
+
+# --- writing the shards ------------------------------------------------------------------
+
+def _write_shards(run: RunDir, plan: Plan, costs: _Costs, assign: np.ndarray) -> None:
+    """Shard files are written plainly, then fsynced together: until plan.json exists the
+    shards directory is scratch (a crashed plan's is removed by the next one)."""
+    order = np.argsort(assign, kind="stable")  # grouped by shard, input order inside each
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(assign, minlength=len(plan.shards)))])
+    for shard in plan.shards:
+        ordinals = order[bounds[shard.index]:bounds[shard.index + 1]]
+        table = np.empty(ordinals.size, SHARD_DTYPE)
+        table["ordinal"] = ordinals
+        table["length"], table["chunks"] = costs.lengths[ordinals], costs.chunks[ordinals]
+        with open(run.shard_arrays(shard.index), "wb") as handle:
+            np.save(handle, table, allow_pickle=False)
+    del order
+    _split_ids(run, assign)
+    for shard in plan.shards:
+        _write_manifest(run, plan, shard)
+    with ThreadPoolExecutor(FSYNC_THREADS) as pool:
+        list(pool.map(_fsync, sorted(run.shards.iterdir())))
+    fsync_dir(run.shards)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _split_ids(run: RunDir, assign: np.ndarray) -> None:
+    """Stream the input-order ID file into one ID file per shard, with bounded buffers."""
+    buffers: dict[int, list[str]] = {}
+    with open(_all_ids(run), encoding="utf-8") as ids:
+        for start in range(0, assign.size, ID_FLUSH_LINES):
+            for shard, line in zip(assign[start:start + ID_FLUSH_LINES].tolist(), ids):
+                buffers.setdefault(shard, []).append(line)
+            _flush_ids(run, buffers)
+    _all_ids(run).unlink()
+
+
+def _flush_ids(run: RunDir, buffers: dict[int, list[str]]) -> None:
+    for shard, lines in buffers.items():
+        with open(run.shard_ids(shard), "a", encoding="utf-8") as out:
+            out.writelines(lines)
+    buffers.clear()
+
+
+def _write_manifest(run: RunDir, plan: Plan, shard: ShardPlan) -> None:
+    ids_path, arrays_path = run.shard_ids(shard.index), run.shard_arrays(shard.index)
+    ids_path.touch()  # a shard can hold no sequence only when the input has none
+    manifest = {"format": FORMAT, "index": shard.index, "plan_fingerprint": plan.fingerprint,
+                "sequences": shard.sequences, "chunks": shard.chunks, "bases": shard.bases,
+                "arrays": {"file": arrays_path.name, "sha256": sha256_file(arrays_path)},
+                "ids": {"file": ids_path.name, "sha256": sha256_file(ids_path)}}
+    data = json.dumps(manifest, indent=1, sort_keys=True) + "\n"
+    run.manifest(shard.index).write_text(data, encoding="utf-8")
+    shard.manifest = run.relative(run.manifest(shard.index))
+    shard.manifest_sha256 = sha256_bytes(data.encode())
+
+
+# --- reading a plan back ------------------------------------------------------------------
+
+def load_plan(run_dir: str | os.PathLike) -> Plan:
+    run = RunDir(run_dir)
+    try:
+        return Plan.from_json(run.plan.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{run.root} has no plan.json; run `virnuc-hpc plan INPUT --run-dir "
+                        f"{run.root}` first") from None
+
+
+@dataclass
+class Manifest:
+    """The sequences of one shard, in input order."""
+
+    index: int
+    ordinals: np.ndarray
+    lengths: np.ndarray
+    chunks: np.ndarray
+    ids: list[str]
+    plan_fingerprint: str
+
+    def expectation(self, widths: Mapping[str, int] | None = None,
+                    fingerprints: Mapping[str, str] | None = None) -> Expectation:
+        return Expectation(self.ids, self.lengths.tolist(), self.chunks.tolist(), widths,
+                           fingerprints)
+
+
+def read_manifest_json(run_dir: str | os.PathLike, index: int) -> dict:
+    """The small JSON part of a shard manifest (counts and checksums)."""
+    return json.loads(RunDir(run_dir).manifest(index).read_text(encoding="utf-8"))
+
+
+def load_manifest(run_dir: str | os.PathLike, index: int) -> Manifest:
+    """A shard's manifest with its arrays and IDs, checked against their sha256."""
+    run = RunDir(run_dir)
+    try:
+        meta = read_manifest_json(run, index)
+        arrays_bytes = run.shard_arrays(index).read_bytes()
+        ids_bytes = run.shard_ids(index).read_bytes()
+    except (OSError, ValueError) as exc:
+        raise IntegrityError(f"shard {index}: manifest unreadable ({exc}); re-plan the run"
+                             ) from None
+    if sha256_bytes(arrays_bytes) != meta["arrays"]["sha256"] or \
+            sha256_bytes(ids_bytes) != meta["ids"]["sha256"]:
+        raise IntegrityError(f"shard {index}: manifest files changed since planning; "
+                             "re-plan the run")
+    table = np.load(io.BytesIO(arrays_bytes), allow_pickle=False)
+    ids = ids_bytes.decode("utf-8").splitlines()
+    return Manifest(index, table["ordinal"], table["length"], table["chunks"], ids,
+                    meta["plan_fingerprint"])
+
+
+def iter_shard_records(run_dir: str | os.PathLike, index: int) -> Iterator[Record]:
+    """The records of shard `index`, re-read from the planned input, in input order. Raises
+    IntegrityError if the input no longer has the planned IDs and lengths at those ordinals."""
+    plan, manifest = load_plan(run_dir), load_manifest(run_dir, index)
+    wanted = iter(zip(manifest.ordinals.tolist(), manifest.ids, manifest.lengths.tolist()))
+    target = next(wanted, None)
+    if target is None:
+        return
+    for record in iter_records(plan.input["path"], check_duplicates=False):
+        if record.ordinal != target[0]:
+            continue
+        if (record.id, record.length) != (target[1], target[2]):
+            raise IntegrityError(f"{plan.input['path']}: record {record.ordinal} is {record.id!r} "
+                                 f"({record.length} bp), the plan expects {target[1]!r} "
+                                 f"({target[2]} bp); the input changed since planning: re-plan")
+        yield record
+        target = next(wanted, None)
+        if target is None:
+            return
+    raise IntegrityError(f"{plan.input['path']}: ends before record {target[0]} of shard {index}; "
+                         "the input changed since planning: re-plan")
+
+
+__all__ = ["Plan", "ShardPlan", "Manifest", "plan_input", "load_plan", "load_manifest",
+           "read_manifest_json", "iter_shard_records", "assign_shards", "imbalance", "fingerprint"]

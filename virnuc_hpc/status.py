@@ -1,0 +1,160 @@
+"""State of every array task of a run, from the files the tasks leave (no scheduler query).
+
+States: `done` (DONE present and its parts intact), `corrupt` (DONE present but a listed part
+or the accounting is missing or has another size; with `deep=True` the full `verify_task`),
+`running` (fresh heartbeat, no DONE), `failed` (a FAILED marker newer than the heartbeat, a
+heartbeat gone stale without DONE, a last heartbeat (`ended`) without DONE, or - on the
+heartbeat's own host - its process gone without DONE), `pending` (nothing yet).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import Iterable
+
+from .plan import Plan, load_manifest, load_plan
+from .rundir import RunDir, TaskDir
+from .store import read_done, read_failed, read_heartbeat, verify_task
+
+STALE_AFTER_S = 300.0
+STATES = ("pending", "running", "done", "failed", "corrupt")
+RESUBMIT_STATES = frozenset({"pending", "failed", "corrupt"})
+
+
+def _done_problem(run: RunDir, index: int, done: dict, deep: bool) -> str | None:
+    task = run.task(index)
+    if deep:
+        problems = verify_task(task, load_manifest(run, index).expectation())
+        return "; ".join(problems) or None
+    if not task.accounting.is_file():
+        return "accounting.tsv missing"
+    for entry in done.get("parts", []):
+        path = task.part(entry["index"])
+        if not path.is_file() or path.stat().st_size != entry.get("bytes"):
+            return f"part {entry['index']} missing or truncated"
+    return None
+
+
+def process_gone(heartbeat: dict) -> bool:
+    """True when the heartbeat's writer ran on this host and that process no longer exists
+    (another host's processes cannot be checked: there only staleness tells)."""
+    pid = heartbeat.get("pid")
+    if heartbeat.get("host") != socket.gethostname() or not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _live_state(task: TaskDir, heartbeat: dict | None, now: float,
+                stale_after: float) -> tuple[str, str]:
+    failed = read_failed(task)
+    beat = heartbeat.get("time", 0.0) if heartbeat else None
+    if failed is not None and (beat is None or failed.get("time", 0.0) >= beat):
+        return "failed", str(failed.get("reason", "FAILED marker"))
+    if beat is None:
+        return "pending", ""
+    if heartbeat.get("ended"):
+        return "failed", "the task ended without DONE"
+    if process_gone(heartbeat):
+        return "failed", f"task process {heartbeat['pid']} ended without DONE"
+    if now - beat <= stale_after:
+        return "running", ""
+    return "failed", f"heartbeat stale for {now - beat:.0f} s without DONE (task killed?)"
+
+
+def shard_state(run_dir: str | os.PathLike, index: int, plan: Plan | None = None,
+                now: float | None = None, stale_after: float = STALE_AFTER_S,
+                deep: bool = False) -> dict:
+    """One shard's state record (see module doc)."""
+    run = RunDir(run_dir)
+    plan = plan or load_plan(run)
+    now, task, shard = time.time() if now is None else now, run.task(index), plan.shards[index]
+    heartbeat, done = read_heartbeat(task), read_done(task)
+    if done is not None:
+        problem = _done_problem(run, index, done, deep)
+        state, reason = ("corrupt", problem) if problem else ("done", "")
+    else:
+        state, reason = _live_state(task, heartbeat, now, stale_after)
+    heartbeat = heartbeat or {}
+    rows_done, rows_total = heartbeat.get("rows_done"), heartbeat.get("rows_total")
+    if state == "done":
+        rows_done = rows_total = rows_total if rows_total is not None else done.get("rows")
+    return {"index": index, "state": state, "reason": reason, "sequences": shard.sequences,
+            "chunks": shard.chunks, "rows_done": rows_done, "rows_total": rows_total,
+            "rate": heartbeat.get("rate") if state == "running" else None,
+            "heartbeat_age_s": round(now - heartbeat["time"], 1) if "time" in heartbeat else None,
+            "host": heartbeat.get("host"), "pid": heartbeat.get("pid"), "log": str(task.log)}
+
+
+def task_states(run_dir: str | os.PathLike, now: float | None = None,
+                stale_after: float = STALE_AFTER_S, deep: bool = False) -> list[dict]:
+    """The state record of every shard of the plan, by index."""
+    plan = load_plan(run_dir)
+    now = time.time() if now is None else now
+    return [shard_state(run_dir, s.index, plan, now, stale_after, deep) for s in plan.shards]
+
+
+def _fraction(shard: dict) -> float:
+    if shard["state"] == "done":
+        return 1.0
+    if shard["state"] == "running" and shard["rows_total"]:
+        return min(1.0, (shard["rows_done"] or 0) / shard["rows_total"])
+    return 0.0
+
+
+def totals(shards: list[dict]) -> dict:
+    """Counts per state, progress in chunks, aggregate rate and an ETA (running tasks' rates,
+    converted to chunks/s, over the chunks left; None when nothing runs)."""
+    left = sum(s["chunks"] * (1 - _fraction(s)) for s in shards)
+    chunk_rate = sum(s["rate"] * s["chunks"] / s["rows_total"] for s in shards
+                     if s["state"] == "running" and s["rate"] and s["rows_total"])
+    states = {state: sum(s["state"] == state for s in shards) for state in STATES}
+    return {"shards": len(shards), **states,
+            "sequences": sum(s["sequences"] for s in shards),
+            "chunks": sum(s["chunks"] for s in shards),
+            "chunks_done": round(sum(s["chunks"] * _fraction(s) for s in shards), 1),
+            "rate_chunks_per_s": round(chunk_rate, 2) if chunk_rate else None,
+            "eta_s": round(left / chunk_rate, 1) if chunk_rate else (0.0 if not left else None)}
+
+
+def run_status(run_dir: str | os.PathLike, now: float | None = None,
+               stale_after: float = STALE_AFTER_S, deep: bool = False) -> dict:
+    """`{"shards": [{"index": 0, "state": "done", ...}], "totals": {...}}` (status --json)."""
+    shards = task_states(run_dir, now, stale_after, deep)
+    return {"shards": shards, "totals": totals(shards)}
+
+
+def pending_indices(run_dir: str | os.PathLike, states: Iterable[str] = RESUBMIT_STATES,
+                    deep: bool = False, now: float | None = None,
+                    stale_after: float = STALE_AFTER_S) -> list[int]:
+    """Indices whose state is in `states` (by default what `resubmit` reruns)."""
+    wanted = set(states)
+    unknown = wanted - set(STATES)
+    if unknown:
+        raise ValueError(f"unknown states {sorted(unknown)}; valid: {', '.join(STATES)}")
+    states = task_states(run_dir, now, stale_after, deep)
+    return [s["index"] for s in states if s["state"] in wanted]
+
+
+def format_table(status: dict) -> str:
+    """Plain-text status: one line per shard, then the totals."""
+    lines = [f"{'index':>6} {'state':<8} {'rows':>17} {'rate/s':>9} {'beat_age':>9}  log / reason"]
+    for s in status["shards"]:
+        rows = f"{s['rows_done'] if s['rows_done'] is not None else '-'}/" \
+               f"{s['rows_total'] if s['rows_total'] is not None else '-'}"
+        rate = f"{s['rate']:.1f}" if s["rate"] else "-"
+        age = f"{s['heartbeat_age_s']:.0f}s" if s["heartbeat_age_s"] is not None else "-"
+        lines.append(f"{s['index']:>6} {s['state']:<8} {rows:>17} {rate:>9} {age:>9}  "
+                     f"{s['reason'] or s['log']}")
+    t = status["totals"]
+    eta = "-" if t["eta_s"] is None else f"{t['eta_s']:.0f} s"
+    lines.append(f"total: {t['shards']} shards, " + ", ".join(f"{t[k]} {k}" for k in STATES)
+                 + f"; {t['chunks_done']:.0f}/{t['chunks']} chunks; ETA {eta}")
+    return "\n".join(lines)

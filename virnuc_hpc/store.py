@@ -1,0 +1,471 @@
+"""Feature parts of one array task: written atomically, verified by content, resumable.
+
+A task writes its kept frames in parts of K rows. Each part is one safetensors file (tensors
+`dnabert` [n, Dd], `esm` [n, De], `scores` [n, 2], float32, no pickle) published with
+`fsio.atomic_open`, then a JSON sidecar (sha256, rows, first row, IDs and their digest, widths,
+model fingerprints), then - after the per-sequence accounting file - a DONE record listing the
+exact sha256 of every part. The bytes of a part depend only on its content (no times, no pids,
+one metadata key), so two processes racing on the same index either publish identical files or
+leave a mismatch that `verify_task` rejects: a shard is never silently mixed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+from safetensors.numpy import load as load_tensors
+from safetensors.numpy import save as save_tensors
+
+from .fsio import atomic_write, sha256_bytes, sha256_file
+from .rundir import TaskDir
+
+FORMAT = 1
+TENSORS = ("dnabert", "esm", "scores")
+ACCOUNTING_COLUMNS = ("id", "length", "chunks", "kept_frames", "skip_reason")
+FRAME_SUFFIX = re.compile(r"_chunk_([1-9][0-9]*)[FR][123]\Z")
+
+
+def ids_digest(ids: Iterable[str]) -> str:
+    """sha256 of the IDs, one per line: the same digest wherever IDs are compared."""
+    return sha256_bytes("".join(f"{i}\n" for i in ids).encode())
+
+
+def _json_bytes(obj) -> bytes:
+    return (json.dumps(obj, sort_keys=True, indent=1) + "\n").encode()
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class PartInfo:
+    """A published, verified part (what its sidecar says)."""
+
+    index: int
+    sha256: str
+    bytes: int
+    rows: int
+    row_start: int
+    ids: tuple[str, ...]
+
+    def listing(self) -> dict:
+        return {"index": self.index, "sha256": self.sha256, "bytes": self.bytes, "rows": self.rows}
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """How far a task got: `parts` complete verified parts holding `rows` frames."""
+
+    parts: int
+    rows: int
+    last_id: str | None
+    infos: tuple[PartInfo, ...] = ()
+
+
+@dataclass
+class Expectation:
+    """What a shard must contain: its sequences in input order (from the manifest), and
+    optionally the feature widths and model fingerprints every part must declare."""
+
+    ids: Sequence[str]
+    lengths: Sequence[int] | None = None
+    chunks: Sequence[int] | None = None
+    widths: Mapping[str, int] | None = None
+    fingerprints: Mapping[str, str] | None = None
+
+
+def _sidecar_info(task: TaskDir, k: int, sidecar: dict) -> PartInfo:
+    return PartInfo(k, sidecar["sha256"], sidecar["bytes"], sidecar["rows"], sidecar["row_start"],
+                    tuple(sidecar["ids"]))
+
+
+def _complete_part(task: TaskDir, k: int, row_start: int,
+                   declared: Mapping | None) -> PartInfo | None:
+    """The part's info if its sidecar exists, matches the file's sha256 and continues the rows."""
+    sidecar = _read_json(task.sidecar(k))
+    if sidecar is None or not task.part(k).is_file():
+        return None
+    if declared is not None and any(sidecar.get(key) != value for key, value in declared.items()):
+        return None
+    if sidecar.get("row_start") != row_start or sha256_file(task.part(k)) != sidecar.get("sha256"):
+        return None
+    return _sidecar_info(task, k, sidecar)
+
+
+def _scan(task: TaskDir, declared: Mapping | None) -> list[PartInfo]:
+    infos: list[PartInfo] = []
+    while (info := _complete_part(task, len(infos), sum(i.rows for i in infos), declared)):
+        infos.append(info)
+    return infos
+
+
+def resume_point(task_dir: str | os.PathLike, widths: Mapping[str, int] | None = None,
+                 fingerprints: Mapping[str, str] | None = None) -> ResumePoint:
+    """Complete verified parts 0..n-1 (sidecar present, sha256 equal, rows contiguous and, when
+    given, the same widths and fingerprints). Temp files and later or unsidecarred parts are
+    ignored: the writer overwrites them."""
+    declared = _declared(widths, fingerprints)
+    infos = _scan(TaskDir(task_dir), declared)
+    last = infos[-1].ids[-1] if infos else None
+    return ResumePoint(len(infos), sum(i.rows for i in infos), last, tuple(infos))
+
+
+def _declared(widths, fingerprints) -> dict | None:
+    declared = {}
+    if widths is not None:
+        declared["widths"] = full_widths(widths)
+    if fingerprints is not None:
+        declared["fingerprints"] = dict(fingerprints)
+    return declared or None
+
+
+def full_widths(widths: Mapping[str, int]) -> dict[str, int]:
+    """Widths of the three stored tensors from the encoders' widths."""
+    return {"dnabert": int(widths["dnabert"]), "esm": int(widths["esm"]), "scores": 2}
+
+
+def _as_rows(name: str, array, rows: int, width: int) -> np.ndarray:
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    if array.shape != (rows, width):
+        raise ValueError(f"{name}: shape {array.shape}, expected ({rows}, {width})")
+    return array
+
+
+class PartWriter:
+    """Writes the parts of one task, resuming after its complete verified parts.
+
+    `widths` gives the feature widths (`{"dnabert": 768, "esm": 2560}` for the real models);
+    `fingerprints` identifies the models (name -> checksum). Parts written by another
+    configuration are not resumed from. Creating a writer removes a stale DONE.
+    """
+
+    def __init__(self, task_dir: str | os.PathLike, widths: Mapping[str, int],
+                 fingerprints: Mapping[str, str]):
+        self.task = TaskDir(task_dir)
+        self.widths = full_widths(widths)
+        self.fingerprints = dict(fingerprints)
+        self.task.root.mkdir(parents=True, exist_ok=True)
+        self.task.done.unlink(missing_ok=True)
+        resumed = resume_point(task_dir, self.widths, self.fingerprints)
+        self.parts: list[PartInfo] = list(resumed.infos)
+
+    @property
+    def next_part(self) -> int:
+        return len(self.parts)
+
+    @property
+    def rows_done(self) -> int:
+        return sum(info.rows for info in self.parts)
+
+    def write_part(self, k: int, ids: Sequence[str], dnabert, esm, scores) -> PartInfo:
+        """Publish part `k` (must be `next_part`): the tensors, then the sidecar."""
+        if k != self.next_part:
+            raise ValueError(f"part {k} written out of order: the next part is {self.next_part}")
+        rows = len(ids)
+        if rows == 0:
+            raise ValueError("a part needs at least one row")
+        tensors = {name: _as_rows(name, array, rows, self.widths[name])
+                   for name, array in zip(TENSORS, (dnabert, esm, scores))}
+        digest = ids_digest(ids)
+        meta = {"format": FORMAT, "part": k, "row_start": self.rows_done, "ids_digest": digest}
+        data = save_tensors(tensors, metadata={"virnuc_hpc": json.dumps(meta, sort_keys=True)})
+        atomic_write(self.task.part(k), data)
+        sidecar = {**meta, "sha256": sha256_bytes(data), "bytes": len(data), "rows": rows,
+                   "ids": list(ids), "widths": self.widths, "fingerprints": self.fingerprints}
+        atomic_write(self.task.sidecar(k), _json_bytes(sidecar))
+        self.parts.append(_sidecar_info(self.task, k, sidecar))
+        return self.parts[-1]
+
+    def write_done(self, summary: Mapping | None = None) -> dict:
+        """Write DONE last: the parts' sha256 list, totals and the accounting's digest.
+        The accounting must be written first and account for exactly the rows written."""
+        accounting = read_accounting(self.task.root)
+        kept = sum(row.kept_frames for row in accounting)
+        if kept != self.rows_done:
+            raise ValueError(f"accounting lists {kept} kept frames but {self.rows_done} rows "
+                             "were written")
+        self._remove_leftover_parts()
+        record = {
+            "format": FORMAT, "parts": [info.listing() for info in self.parts],
+            "rows": self.rows_done, "sequences": len(accounting),
+            "accounting_sha256": sha256_file(self.task.accounting),
+            "sequence_ids_digest": ids_digest(row.id for row in accounting),
+            "widths": self.widths, "fingerprints": self.fingerprints,
+            "summary": dict(summary or {}), "time": time.time(), "host": socket.gethostname(),
+            "pid": os.getpid(),
+        }
+        atomic_write(self.task.done, _json_bytes(record))
+        return record
+
+    def _remove_leftover_parts(self) -> None:
+        for k in self.task.part_indices():
+            if k >= self.next_part:
+                self.task.part(k).unlink(missing_ok=True)
+                self.task.sidecar(k).unlink(missing_ok=True)
+
+
+def read_done(task_dir: str | os.PathLike) -> dict | None:
+    """The DONE record, or None when it is absent or unreadable."""
+    return _read_json(TaskDir(task_dir).done)
+
+
+def write_heartbeat(task_dir: str | os.PathLike, rows_done: int, rows_total: int | None,
+                    rate: float | None, ended: bool = False, **extra) -> None:
+    """Atomically record progress: rows (the task's work unit) done of total, rows/s, time.
+    The task's last heartbeat (after DONE, or on its way out after a failure) says
+    `ended=True`: without DONE, status then reports `failed` at once instead of `running`."""
+    record = {"time": time.time(), "rows_done": rows_done, "rows_total": rows_total,
+              "rate": rate, "ended": ended, "pid": os.getpid(), "host": socket.gethostname(),
+              **extra}
+    atomic_write(TaskDir(task_dir).heartbeat, _json_bytes(record))
+
+
+def read_heartbeat(task_dir: str | os.PathLike) -> dict | None:
+    return _read_json(TaskDir(task_dir).heartbeat)
+
+
+def mark_failed(task_dir: str | os.PathLike, reason: str) -> None:
+    """Written by a task (or its executor) that gives up: status reports `failed`."""
+    record = {"time": time.time(), "reason": reason, "pid": os.getpid(),
+              "host": socket.gethostname()}
+    atomic_write(TaskDir(task_dir).failed, _json_bytes(record))
+
+
+def read_failed(task_dir: str | os.PathLike) -> dict | None:
+    return _read_json(TaskDir(task_dir).failed)
+
+
+# --- per-sequence accounting ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AccountRow:
+    """One input sequence of a shard: how many chunks and kept frames, or why it was skipped."""
+
+    id: str
+    length: int
+    chunks: int
+    kept_frames: int
+    skip_reason: str = ""
+
+
+def _account_row(row) -> AccountRow:
+    if isinstance(row, AccountRow):
+        return row
+    return AccountRow(str(row["id"]), int(row["length"]), int(row["chunks"]),
+                      int(row["kept_frames"]), str(row.get("skip_reason") or ""))
+
+
+def write_accounting(task_dir: str | os.PathLike, rows: Iterable[Mapping | AccountRow]) -> Path:
+    """Atomically write the shard's accounting: id, length, chunks, kept_frames, skip_reason
+    per input sequence, in input order (dicts as `Prepared.accounting()` returns them)."""
+    path = TaskDir(task_dir).accounting
+    lines = ["\t".join(ACCOUNTING_COLUMNS)]
+    for row in map(_account_row, rows):
+        lines.append(f"{row.id}\t{row.length}\t{row.chunks}\t{row.kept_frames}\t{row.skip_reason}")
+    atomic_write(path, "\n".join(lines) + "\n")
+    return path
+
+
+def iter_accounting(task_dir: str | os.PathLike) -> Iterator[AccountRow]:
+    """Stream the accounting rows; raises ValueError on a malformed file."""
+    with open(TaskDir(task_dir).accounting, encoding="utf-8") as handle:
+        if handle.readline().rstrip("\n").split("\t") != list(ACCOUNTING_COLUMNS):
+            raise ValueError("accounting.tsv: unexpected header")
+        for number, line in enumerate(handle, 2):
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) != len(ACCOUNTING_COLUMNS):
+                raise ValueError(f"accounting.tsv line {number}: {len(fields)} fields")
+            yield AccountRow(fields[0], int(fields[1]), int(fields[2]), int(fields[3]), fields[4])
+
+
+def read_accounting(task_dir: str | os.PathLike) -> list[AccountRow]:
+    return list(iter_accounting(task_dir))
+
+
+# --- verification -----------------------------------------------------------------------
+
+@dataclass
+class _Check:
+    task: TaskDir
+    expected: Expectation
+    done: dict
+    problems: list[str] = field(default_factory=list)
+
+    def fail(self, message: str) -> None:
+        self.problems.append(message)
+
+
+def verify_task(task_dir: str | os.PathLike, expected: Expectation) -> list[str]:
+    """Every problem that stops this shard from being merged; [] when it is complete.
+
+    Checks: DONE present; the accounting matches DONE's digest and the expected sequences
+    (IDs, order, lengths, chunks); every listed part exists with DONE's sha256 and byte count,
+    its sidecar agrees, its tensors have the declared widths, float32 and finite values; the
+    frame IDs follow the accounting (each sequence's kept frames, in order); the same widths
+    and fingerprints everywhere (and as expected, when given).
+    """
+    task = TaskDir(task_dir)
+    done = read_done(task.root)
+    if done is None:
+        return ["DONE missing or unreadable (the task did not finish)"]
+    check = _Check(task, expected, done)
+    _check_declared(check)
+    accounting = _check_accounting(check)
+    frame_ids = _check_parts(check)
+    if accounting is not None and frame_ids is not None:
+        _check_frames(check, accounting, frame_ids)
+    return check.problems
+
+
+def _check_declared(check: _Check) -> None:
+    widths, prints = check.done.get("widths"), check.done.get("fingerprints")
+    if check.expected.widths is not None:
+        want = {"dnabert": check.expected.widths["dnabert"], "esm": check.expected.widths["esm"]}
+        if {k: (widths or {}).get(k) for k in want} != want:
+            check.fail(f"feature widths {widths} differ from the models' {want}")
+    if check.expected.fingerprints is not None and prints != dict(check.expected.fingerprints):
+        want = dict(check.expected.fingerprints)
+        check.fail(f"model fingerprints {prints} differ from the plan's {want}")
+
+
+def _check_accounting(check: _Check) -> list[AccountRow] | None:
+    path = check.task.accounting
+    if not path.is_file() or sha256_file(path) != check.done.get("accounting_sha256"):
+        check.fail("accounting.tsv missing or changed since DONE")
+        return None
+    try:
+        rows = read_accounting(check.task.root)
+    except ValueError as exc:
+        check.fail(str(exc))
+        return None
+    _compare_sequences(check, rows)
+    return rows
+
+
+def _compare_sequences(check: _Check, rows: list[AccountRow]) -> None:
+    expected = check.expected
+    ids = [row.id for row in rows]
+    if ids != list(expected.ids):
+        check.fail(f"accounting lists {len(ids)} sequences that differ from the manifest's "
+                   f"{len(expected.ids)} (IDs or order){_first_difference(ids, expected.ids)}")
+        return
+    for name in ("length", "chunks"):
+        want = getattr(expected, "lengths" if name == "length" else "chunks")
+        if want is not None and [getattr(r, name) for r in rows] != [int(w) for w in want]:
+            check.fail(f"accounting {name} values differ from the manifest")
+    bad = [r.id for r in rows if (r.kept_frames == 0) != bool(r.skip_reason)]
+    if bad:
+        check.fail(f"sequence {bad[0]!r}: a skip reason must be given exactly when no frame "
+                   "is kept")
+
+
+def _first_difference(got: Sequence[str], want: Sequence[str]) -> str:
+    for position, (a, b) in enumerate(zip(got, want)):
+        if a != b:
+            return f"; first at position {position}: {a!r} instead of {b!r}"
+    return ""
+
+
+def _check_parts(check: _Check) -> list[str] | None:
+    listed = check.done.get("parts") or []
+    if [entry.get("index") for entry in listed] != list(range(len(listed))):
+        check.fail("DONE does not list parts 0..n-1")
+        return None
+    frame_ids: list[str] = []
+    for entry in listed:
+        ids = _check_part(check, entry, len(frame_ids))
+        if ids is None:
+            return None
+        frame_ids.extend(ids)
+    if len(frame_ids) != check.done.get("rows"):
+        check.fail(f"parts hold {len(frame_ids)} rows, DONE says {check.done.get('rows')}")
+    return frame_ids
+
+
+def _check_part(check: _Check, entry: dict, row_start: int) -> list[str] | None:
+    k, task = entry["index"], check.task
+    try:
+        data = task.part(k).read_bytes()
+    except OSError:
+        check.fail(f"part {k}: file missing")
+        return None
+    if len(data) != entry.get("bytes") or sha256_bytes(data) != entry.get("sha256"):
+        check.fail(f"part {k}: sha256 or size differs from DONE (truncated or changed)")
+        return None
+    sidecar = _read_json(task.sidecar(k))
+    if not _sidecar_agrees(check, k, sidecar, entry, row_start):
+        return None
+    return sidecar["ids"] if _tensors_ok(check, k, data, entry["rows"]) else None
+
+
+def _sidecar_agrees(check: _Check, k: int, sidecar: dict | None, entry: dict,
+                    row_start: int) -> bool:
+    if sidecar is None:
+        check.fail(f"part {k}: sidecar missing or unreadable")
+        return False
+    ids = sidecar.get("ids", ())
+    agree = (sidecar.get("sha256") == entry["sha256"] and sidecar.get("rows") == entry["rows"]
+             and sidecar.get("row_start") == row_start and len(ids) == entry["rows"]
+             and sidecar.get("ids_digest") == ids_digest(ids))
+    if not agree:
+        check.fail(f"part {k}: sidecar disagrees with the part (sha256, rows, first row or IDs)")
+    elif sidecar.get("widths") != check.done.get("widths") or \
+            sidecar.get("fingerprints") != check.done.get("fingerprints"):
+        check.fail(f"part {k}: widths or model fingerprints differ from the rest of the shard")
+        agree = False
+    return agree
+
+
+def _tensors_ok(check: _Check, k: int, data: bytes, rows: int) -> bool:
+    try:
+        tensors = load_tensors(data)
+    except Exception as exc:  # safetensors raises its own error type on a bad header
+        check.fail(f"part {k}: unreadable safetensors ({exc})")
+        return False
+    widths = check.done.get("widths") or {}
+    for name in TENSORS:
+        array = tensors.get(name)
+        if array is None or array.dtype != np.float32 or array.shape != (rows, widths.get(name)):
+            shape = None if array is None else (array.shape, str(array.dtype))
+            check.fail(f"part {k}: tensor {name} is {shape}, "
+                       f"expected float32 ({rows}, {widths.get(name)})")
+            return False
+        if not np.isfinite(array).all():
+            check.fail(f"part {k}: tensor {name} has NaN or infinite values")
+            return False
+    return True
+
+
+def frame_key(frame_id: str, sequence_id: str) -> tuple[int, str] | None:
+    """(chunk number, frame name) of `<sequence_id>_chunk_<n><F|R><1-3>`, else None."""
+    match = FRAME_SUFFIX.search(frame_id)
+    if not match or frame_id[:match.start()] != sequence_id:
+        return None
+    return int(match[1]), frame_id[-2:]
+
+
+def _check_frames(check: _Check, accounting: list[AccountRow], frame_ids: list[str]) -> None:
+    kept = sum(row.kept_frames for row in accounting)
+    if kept != len(frame_ids):
+        check.fail(f"accounting lists {kept} kept frames, the parts hold {len(frame_ids)} rows")
+        return
+    position = 0
+    for row in accounting:
+        keys = [frame_key(f, row.id) for f in frame_ids[position:position + row.kept_frames]]
+        if None in keys or keys != sorted(set(keys)) or (keys and keys[-1][0] > row.chunks):
+            check.fail(f"rows {position}..{position + row.kept_frames - 1}: frame IDs are not the "
+                       f"kept frames of sequence {row.id!r} in chunk and frame order")
+            return
+        position += row.kept_frames
