@@ -26,3 +26,55 @@ test: install
 
 lint: install
 	$(VENV)/bin/ruff check virnuc_hpc tests bench
+
+# --- SLURM: submit a run, follow it, rerun bad shards (PROFILE: jobs/<name>.yaml) ---
+PROFILE ?= slurm
+SUBMIT_RUN = $(or $(RUN),runs/$(basename $(notdir $(INPUT))))
+SUBMIT_ARGS ?=
+SLURM_DIR ?= /tmp/virnuc-slurm
+
+.PHONY: submit status resubmit slurm-up slurm-down
+
+submit:
+	@test -n "$(INPUT)" || { echo "usage: make submit INPUT=reads.fa [PROFILE=slurm RUN=runs/<name> SUBMIT_ARGS='--partition gpu']"; exit 2; }
+	$(CLI) submit $(INPUT) --run-dir $(SUBMIT_RUN) --profile $(PROFILE) $(SUBMIT_ARGS)
+
+status:
+	@test -n "$(RUN)" || { echo "usage: make status RUN=runs/<name>"; exit 2; }
+	$(CLI) status $(RUN)
+
+resubmit:
+	@test -n "$(RUN)" || { echo "usage: make resubmit RUN=runs/<name>"; exit 2; }
+	$(CLI) resubmit $(RUN)
+
+# A single-node test cluster (root; apt-get install slurmctld slurmd slurm-client), stopped by PID.
+slurm-up:
+	$(PY) tests/executors/slurm_cluster.py up $(SLURM_DIR)
+
+slurm-down:
+	$(PY) tests/executors/slurm_cluster.py down $(SLURM_DIR)
+
+# --- Containers: the image (podman or docker), the Apptainer SIF, models (docs/containers.md) ---
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+ENGINE  ?= $(shell command -v podman >/dev/null 2>&1 && echo podman || echo docker)
+IMAGE   ?= virnuc:$(VERSION)
+SIF     ?= virnuc.sif
+SOURCE_URL ?= $(shell git remote get-url origin 2>/dev/null)
+CONTAINER_ARGS ?=
+MODELS  ?= real
+
+.PHONY: container sif test-container fetch-models
+
+container:
+	$(ENGINE) build -t $(IMAGE) -f Containerfile --build-arg VIRNUC_VERSION=$(VERSION) $(if $(SOURCE_URL),--build-arg VIRNUC_SOURCE=$(SOURCE_URL)) $(CONTAINER_ARGS) .
+
+sif: container
+	mkdir -p build && rm -f build/virnuc-$(VERSION).tar
+	$(ENGINE) save -o build/virnuc-$(VERSION).tar $(IMAGE)
+	apptainer build $(SIF) apptainer.def
+
+test-container: install
+	$(PY) -m pytest -s -q tests/containers
+
+fetch-models: install
+	$(CLI) models fetch --profile $(MODELS) $(if $(CACHE),--cache $(CACHE))

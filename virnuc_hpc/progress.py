@@ -42,12 +42,12 @@ class Progress:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
-        self.publish()
+        self.publish(ended=True)  # `status` then knows no process is working on it
         if self.stream.isatty():
             self.stream.write("\n")
 
-    def publish(self) -> None:
-        write_heartbeat(self.task_dir, self.done, self.total, self.rate)
+    def publish(self, ended: bool = False) -> None:
+        write_heartbeat(self.task_dir, self.done, self.total, self.rate, ended=ended)
         self._show()
 
     def _beat(self) -> None:

@@ -22,7 +22,8 @@ class RunConfig:
     def __post_init__(self):
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision {self.precision!r} is not one of "
-                              f"{', '.join(PRECISIONS)} (--precision or `precision:` in the config)")
+                              f"{', '.join(PRECISIONS)} (--precision or `precision:` in the "
+                              "config)")
         for name in ("tokens_per_batch", "part_rows"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):

@@ -28,7 +28,7 @@ def resubmit(run_dir: str | Path, indices: list[int] | None = None, parallel: in
     if record.get("executor") == "slurm":
         from .executors.slurm import resubmit_run
 
-        resubmit_run(run_dir, todo)
-    else:
-        run_local(run_dir, parallel=parallel, indices=todo)
+        submission = resubmit_run(run_dir, todo)  # leaves out what SLURM still runs
+        return submission.indices if submission is not None else []
+    run_local(run_dir, parallel=parallel, indices=todo)
     return todo

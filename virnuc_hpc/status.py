@@ -96,9 +96,12 @@ def shard_state(run_dir: str | os.PathLike, index: int, plan: Plan | None = None
 def task_states(run_dir: str | os.PathLike, now: float | None = None,
                 stale_after: float = STALE_AFTER_S, deep: bool = False) -> list[dict]:
     """The state record of every shard of the plan, by index."""
+    from .executors.slurm import merge_view, scheduler_view
+
     plan = load_plan(run_dir)
     now = time.time() if now is None else now
-    return [shard_state(run_dir, s.index, plan, now, stale_after, deep) for s in plan.shards]
+    shards = [shard_state(run_dir, s.index, plan, now, stale_after, deep) for s in plan.shards]
+    return merge_view(shards, scheduler_view(run_dir))  # SLURM's word on ended jobs, if any
 
 
 def _fraction(shard: dict) -> float:

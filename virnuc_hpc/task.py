@@ -11,15 +11,20 @@ accounting and then DONE are written last. Any failure writes FAILED with its re
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
 from typing import Iterator
 
 import numpy as np
 import torch
+from filelock import FileLock, Timeout
 
 from . import plan as planning
-from .errors import IntegrityError
+from .errors import IntegrityError, UserError
 from .embed import DnabertEncoder, EsmEncoder
 from .models import LoadedModels, resolve_profile
 from .progress import Progress
@@ -40,6 +45,13 @@ class TaskOptions:
     heartbeat_s: float = 5.0
 
 
+class StopRequested(UserError):
+    """SIGTERM or SIGUSR2 (SLURM's time-limit warning): the current part was finished and
+    published, then the task stopped; a rerun resumes after it."""
+
+    exit_code = 75  # EX_TEMPFAIL: try again
+
+
 @dataclass(frozen=True)
 class TaskResult:
     index: int
@@ -58,7 +70,9 @@ def task_options(run_dir, device: str = "auto") -> TaskOptions:
     config = RunConfig.from_dict(planning.load_plan(run_dir).config)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    return TaskOptions(device, config.precision, config.tokens_per_batch, config.part_rows)
+    heartbeat = float(os.environ.get("VIRNUC_HPC_HEARTBEAT_S", TaskOptions.heartbeat_s))
+    return TaskOptions(device, config.precision, config.tokens_per_batch, config.part_rows,
+                       heartbeat)
 
 
 def run_task(run_dir, index: int, options: TaskOptions = TaskOptions()) -> TaskResult:
@@ -70,11 +84,33 @@ def run_task(run_dir, index: int, options: TaskOptions = TaskOptions()) -> TaskR
         log.info("shard %d is already done and verified: nothing to do", index)
         done = read_done(task.root)
         return TaskResult(index, "already-done", done["rows"], done["sequences"])
+    with _exclusive(task.root, index):
+        try:
+            return _compute(run, plan, index, options)
+        except BaseException as exc:
+            mark_failed(task.root, f"{type(exc).__name__}: {exc}")
+            raise
+
+
+@contextmanager
+def _exclusive(task_dir, index: int):
+    """One process per shard at a time. This only saves a second process the work: results
+    never depend on it (parts are verified by content; on some parallel file systems flock
+    excludes nobody, on others it fails, and `VIRNUC_HPC_TASK_LOCK=0` turns it off)."""
+    task_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(task_dir / ".run-task.lock", timeout=0)
     try:
-        return _compute(run, plan, index, options)
-    except BaseException as exc:
-        mark_failed(task.root, f"{type(exc).__name__}: {exc}")
-        raise
+        if os.environ.get("VIRNUC_HPC_TASK_LOCK", "1") != "0":
+            lock.acquire()
+    except Timeout:
+        raise UserError(f"shard {index} is being run by another process right now; wait for it "
+                        "(`virnuc-hpc status`) instead of running it twice") from None
+    except OSError as exc:
+        log.warning("no lock on %s (%s): going on without it", task_dir, exc)
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _compute(run: RunDir, plan, index: int, options: TaskOptions) -> TaskResult:
@@ -87,14 +123,34 @@ def _compute(run: RunDir, plan, index: int, options: TaskOptions) -> TaskResult:
         _check_models(plan, models.fingerprints)
         writer = PartWriter(task.root, widths=pipeline.widths, fingerprints=models.fingerprints)
         log.info("shard %d: %d kept frames, resuming after %d", index, total, writer.rows_done)
-        with Progress(task.root, total, writer.rows_done, options.heartbeat_s) as progress:
+        with Progress(task.root, total, writer.rows_done, options.heartbeat_s) as progress, \
+                _stop_signals() as stop:
             frames = _frames(_prepared(run, plan, index), accounting)
             for part in _parts(frames, writer.rows_done, options.part_rows):
                 writer.write_part(writer.next_part, [f.id for f in part], *pipeline(part))
                 progress.advance(len(part))
+                if stop.is_set():
+                    raise StopRequested(f"shard {index}: stopped by signal after part "
+                                        f"{writer.next_part - 1}; a rerun resumes from there")
     write_accounting(task.root, accounting)
     writer.write_done({"skipped": sum(bool(row["skip_reason"]) for row in accounting)})
     return TaskResult(index, "done", writer.rows_done, len(accounting))
+
+
+@contextmanager
+def _stop_signals():
+    """SIGTERM/SIGUSR2 set a flag that the part loop checks, instead of killing mid-part."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = {sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGTERM, signal.SIGUSR2)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _check_models(plan, fingerprints: dict[str, str]) -> None:

@@ -18,7 +18,7 @@ def reduce_and_report(run_dir) -> int:
     from ..plan import load_plan
     from ..reduce import reduce_run
 
-    result = reduce_run(run_dir)
+    result = reduce_run(run_dir, fingerprints=load_plan(run_dir).models or None)
     if not result.ok:
         print(result.report(), file=sys.stderr)
         return 1

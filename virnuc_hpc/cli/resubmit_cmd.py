@@ -19,6 +19,6 @@ def run(args) -> int:
     from ..runner import resubmit
 
     indices = resubmit(args.run_dir, parse_indices(args.indices), parallel=args.parallel)
-    print("nothing to resubmit: every shard is done" if not indices else
+    print("nothing to resubmit: every shard is done, queued or running" if not indices else
           f"resubmitted shard(s) {','.join(map(str, indices))}")
     return 0

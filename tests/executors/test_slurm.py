@@ -1,0 +1,289 @@
+"""SlurmExecutor: exact sbatch flags (faked sbatch), then a real slurmctld + slurmd cluster.
+
+The cluster tests use fake_task.py as the task command: arrays with one (fake) GPU per task,
+the afterany reduce job, scancel + resubmit of one index, and requeue after a time limit.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from virnuc_hpc.executors import (COMPLETED, FAILED, executor_for_run, latest_jobs,
+                                  read_record, submissions)
+from virnuc_hpc.executors.slurm import (SlurmExecutor, merge_view, scheduler_view,
+                                        split_arrays)
+from virnuc_hpc.profiles import profile_from_dict
+
+WAIT_S = 120
+
+
+def profile(**keys):
+    base = {"executor": "slurm", "partition": "debug", "time": 5, "gpus_per_task": 1,
+            "cpus_per_task": 1, "array_parallelism": 2, "signal_delay_s": 20}
+    return profile_from_dict({**base, **keys}, name="test")
+
+
+# -- without a cluster ------------------------------------------------------------------------
+
+FAKE_SBATCH = """#!/bin/bash
+n=$(( $(cat {d}/counter 2>/dev/null || echo 100) + 1 )); echo $n > {d}/counter
+printf '%s\\n' "$@" > {d}/args.$n; cp "${{@: -1}}" {d}/script.$n
+echo "Submitted batch job $n"
+"""
+
+
+@pytest.fixture
+def fake_slurm(tmp_path, monkeypatch):
+    """sbatch that records its script and prints job ids 101, 102...; MaxArraySize = 3."""
+    bin_dir = tmp_path / "fakebin"
+    bin_dir.mkdir()
+    scripts = {"sbatch": FAKE_SBATCH.format(d=bin_dir),
+               "scontrol": "#!/bin/bash\necho 'MaxArraySize            = 3'\n",
+               "srun": "#!/bin/bash\nexit 1\n", "squeue": "#!/bin/bash\nexit 1\n",
+               "sacct": "#!/bin/bash\nexit 1\n"}
+    for name, text in scripts.items():
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    return bin_dir
+
+
+def sbatch_flags(script: str) -> dict[str, str]:
+    flags = {}
+    for line in script.splitlines():
+        if line.startswith("#SBATCH --"):
+            key, _, value = line[len("#SBATCH --"):].partition("=")
+            flags[key] = value
+    return flags
+
+
+def test_submit_sends_arrays_split_at_max_array_size_and_an_afterany_reduce(fake_slurm, fake_run):
+    run = fake_run(5)
+    prof = profile(account="lab", qos="high", time="1:30:00", mem="16G", cpus_per_task=4)
+    sub = SlurmExecutor(prof).submit(run.root, [0, 1, 2, 3, 4], run.task_argv, run.reduce_argv)
+    a1, a2, red = (sbatch_flags((fake_slurm / f"script.{n}").read_text()) for n in (101, 102, 103))
+    expected = {"partition": "debug", "account": "lab", "qos": "high", "time": "90",
+                "cpus-per-task": "4", "mem": "16G", "gpus-per-task": "1", "ntasks-per-node": "1",
+                "signal": "USR2@20", "job-name": f"virnuc-{run.root.name}"}
+    for flags, array in ((a1, "0-2%2"), (a2, "0-1%2")):
+        assert {k: flags[k] for k in expected} == expected
+        assert flags["array"] == array
+        assert flags["output"].endswith("/slurm/%A_%a/%A_%a_0_log.out")
+    assert red["dependency"] == "afterany:101:102" and "gpus-per-task" not in red
+    assert "array" not in red and red["job-name"] == f"virnuc-{run.root.name}-reduce"
+    assert sub.jobs == {0: "101_0", 1: "101_1", 2: "101_2", 3: "102_0", 4: "102_1"}
+    assert sub.arrays == [{"job_id": "101", "indices": [0, 1, 2]},
+                          {"job_id": "102", "indices": [3, 4]}]
+    assert sub.reduce_job == "103"
+    record = read_record(run.root)                  # status/resubmit work from disk
+    assert record["executor"] == "slurm" and record["profile"]["account"] == "lab"
+    assert latest_jobs(record)[4] == ("102_1", str(run.root / "slurm/102_1/102_1_0_log.out"))
+
+
+def test_dry_run_prints_the_scripts_and_submits_nothing(fake_slurm, fake_run):
+    run = fake_run(4)
+    text = SlurmExecutor(profile()).dry_run(run.root, [0, 1, 2, 3], run.task_argv,
+                                            run.reduce_argv)
+    assert "#SBATCH --array=0-2%2" in text and text.count("#SBATCH --array") == 1
+    assert "#SBATCH --gpus-per-task=1" in text
+    assert f"#SBATCH --output={run.root}/slurm/%A_%a/%A_%a_0_log.out" in text
+    assert "--dependency='afterany:<array 1 job id>:<array 2 job id>'" in text
+    assert "#   2 -> 2: " in text and "#   0 -> 3: " in text and "fake_task.py" in text
+    assert not (fake_slurm / "counter").exists() and read_record(run.root) is None
+
+
+def test_submit_dry_run_cli_prints_the_array_script_and_writes_nothing(tiny_cache, tmp_path):
+    from tests.helpers import REPO, run_cli
+
+    run_dir = tmp_path / "run"
+    done = run_cli("submit", REPO / "examples" / "reads.fa", "--run-dir", run_dir, "--models",
+                   "tiny", "--shards", "3", "--partition", "gpu", "--array-parallelism", "2",
+                   "--dry-run")
+    assert done.returncode == 0, done.stderr
+    flags = sbatch_flags(done.stdout.split("# --- reduce job")[0])
+    assert flags["array"] == "0-2%2" and flags["gpus-per-task"] == "1"
+    assert flags["partition"] == "gpu" and flags["output"].endswith("%A_%a/%A_%a_0_log.out")
+    assert "run-task" in done.stdout and "--dependency='afterany:" in done.stdout
+    assert not run_dir.exists()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("executor: slurm\nqueue: gpu\n")
+    done = run_cli("submit", "x.fa", "--run-dir", run_dir, "--profile", bad, "--dry-run")
+    assert done.returncode == 2 and "unknown key(s) queue" in done.stderr
+    assert "valid keys: executor, partition" in done.stderr
+
+
+def test_status_merge_marks_cancelled_or_vanished_tasks_failed():
+    from virnuc_hpc.executors import TaskState
+    from virnuc_hpc.executors.slurm import merge_view
+
+    disk = [{"index": i, "state": s, "reason": ""} for i, s in
+            enumerate(["running", "pending", "pending", "done", "pending"])]
+    view = {0: TaskState(0, FAILED, "9_0", "l0", detail="CANCELLED"),
+            1: TaskState(1, "running", "9_1", "l1", detail="RUNNING"),
+            2: TaskState(2, COMPLETED, "9_2", "l2", detail="COMPLETED"),
+            3: TaskState(3, FAILED, "9_3", "l3", detail="TIMEOUT"),
+            4: TaskState(4, "pending", "9_4", "l4", detail="PENDING")}
+    merged = merge_view(disk, view)
+    assert [m["state"] for m in merged] == ["failed", "running", "failed", "done", "pending"]
+    assert "9_0 ended CANCELLED" in merged[0]["reason"]
+    assert "exited" not in merged[2]["reason"] and "COMPLETED without DONE" in merged[2]["reason"]
+    assert merged[3]["scheduler_state"] == "TIMEOUT" and merged[3]["reason"] == ""  # disk wins
+    assert merged[4]["reason"] == "queued as SLURM job 9_4" and merged[4]["scheduler_log"] == "l4"
+
+
+def test_scheduler_is_polled_at_most_once_per_interval(fake_slurm, fake_run):
+    run = fake_run(2)
+    SlurmExecutor(profile()).submit(run.root, [0, 1], run.task_argv)
+    calls = fake_slurm / "squeue.calls"
+    (fake_slurm / "squeue").write_text(
+        f"#!/bin/bash\necho x >> {calls}\nprintf '101_0|RUNNING\\n101_1|CANCELLED\\n'\n")
+    first = scheduler_view(run.root)
+    assert {i: (t.state, t.detail) for i, t in first.items()} == {
+        0: ("running", "RUNNING"), 1: ("failed", "CANCELLED")}
+    assert scheduler_view(run.root) == first
+    assert len(calls.read_text().splitlines()) == 1               # second answer was cached
+    scheduler_view(run.root, max_age_s=0)
+    assert len(calls.read_text().splitlines()) == 2
+
+
+def test_split_arrays():
+    assert split_arrays([5, 7, 9, 11, 13], 2) == [[5, 7], [9, 11], [13]]
+    assert split_arrays([], 1001) == []
+
+
+# -- on a real cluster ------------------------------------------------------------------------
+
+def wait_for(path: Path, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} did not appear"
+        time.sleep(0.2)
+
+
+FAKE_APPTAINER = """#!/bin/bash
+# stand-in for `apptainer exec --nv -B A -B B --env K=V IMAGE CMD...`
+[ "$1" = exec ] && [ "$2" = --nv ] || exit 90
+shift 2
+while [ "${1:0:1}" = - ]; do
+  [ "$1" = --env ] && export "$2"
+  shift 2
+done
+export FAKE_WRAPPED="$1"; shift
+exec "$@"
+"""
+
+
+def test_array_with_one_gpu_per_task_completes_through_reduce(slurm_cluster, fake_run,
+                                                              tmp_path, monkeypatch):
+    wrapper = tmp_path / "fake-apptainer"
+    wrapper.write_text(FAKE_APPTAINER)
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("VIRNUC_CONTAINER_CMD", str(wrapper))
+    prof = profile(image="virnuc.sif", cache=str(tmp_path))
+    run = fake_run(4)
+    run.sleep(1.5)
+    for i in range(4):
+        run.mode(i, "slot")      # fails if a running task shares its GPU id with another
+    ex = SlurmExecutor(prof, poll_s=0.5)
+    sub = ex.submit(run.root, [0, 1, 2, 3], lambda i: prof.wrap(run.root, run.task_argv(i)),
+                    prof.wrap(run.root, run.reduce_argv))
+    outcome = ex.wait(sub, timeout=WAIT_S)
+    assert outcome.failed == [] and outcome.reduce.state == COMPLETED
+    attempts = run.attempts()
+    assert sorted(a["index"] for a in attempts) == [0, 1, 2, 3]       # one task per index
+    for a in attempts:
+        assert a["cuda"] in ("0", "1")                               # exactly one GPU each
+        assert f"{a['array_job']}_{a['array_task']}" == sub.jobs[a["index"]]
+        assert a["argv0"] == "virnuc.sif"                            # ran through the wrapper
+    assert run.reduces() and run.reduces()[-1]["missing"] == []
+    assert "index 0 done" in Path(sub.logs[0]).read_text()
+
+
+def test_cancelled_index_fails_and_resubmit_reruns_only_it(slurm_cluster, fake_run):
+    run = fake_run(3)
+    run.mode(1, "hang")
+    ex = SlurmExecutor(profile(), poll_s=0.5)
+    sub = ex.submit(run.root, [0, 1, 2], run.task_argv, run.reduce_argv)
+    wait_for(run.root / "started" / "1")
+    subprocess.run(["scancel", sub.jobs[1]], check=True)
+    outcome = ex.wait(sub, timeout=WAIT_S)
+    assert outcome.failed == [1] and outcome.tasks[1].detail == "CANCELLED"
+    assert outcome.reduce.state == FAILED and run.reduces()[-1]["missing"] == [1]
+    view = scheduler_view(run.root, max_age_s=0)
+    assert {i: t.state for i, t in view.items()} == {0: COMPLETED, 1: FAILED, 2: COMPLETED}
+    on_disk = [{"index": 1, "state": "running", "reason": ""}]   # heartbeat still fresh
+    assert merge_view(on_disk, view)[0]["state"] == "failed"
+
+    run.mode(1, "ok")
+    prof, again = executor_for_run(run.root, poll_s=0.5)   # rebuilt from RUN/submit.json
+    assert prof.partition == "debug" and prof.gpus_per_task == 1
+    sub2 = again.resubmit(run.root, [1], run.task_argv, run.reduce_argv)
+    assert list(sub2.jobs) == [1]
+    again.wait(sub2, timeout=WAIT_S).check(run.root)
+    assert sorted(a["index"] for a in run.attempts()) == [0, 1, 1, 2]
+    assert run.done() == [0, 1, 2] and run.reduces()[-1]["missing"] == []
+    assert scheduler_view(run.root, max_age_s=0)[1].job_id == sub2.jobs[1]
+
+
+def test_task_over_its_time_limit_is_requeued_and_resumes(slurm_cluster, fake_run):
+    run = fake_run(1)
+    run.mode(0, "resume")        # runs until signalled, writes a part; next attempt finishes
+    ex = SlurmExecutor(profile(time=1, signal_delay_s=20, max_requeues=5), poll_s=0.5)
+    sub = ex.submit(run.root, [0], run.task_argv)
+    outcome = ex.wait(sub, timeout=WAIT_S)
+    assert outcome.tasks[0].state == COMPLETED
+    assert "stopped by" in (run.root / "tasks/0/part-0").read_text()
+    assert run.done() == [0]
+    restarts = [int(a["restarts"]) for a in run.attempts()]
+    assert len(restarts) >= 2 and restarts == sorted(restarts) and restarts[-1] >= 1
+    assert "Requeued job" in Path(sub.logs[0]).read_text()
+
+
+# -- the real pipeline through the CLI ----------------------------------------------------------
+
+RESULT_FILES = ("prediction_results.txt", "prediction_results_highestscore.csv", "predictions.tsv")
+
+
+def cli(*args) -> str:
+    from tests.helpers import run_cli
+
+    done = run_cli(*args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def wait_latest(run_dir: Path):
+    sub = submissions(read_record(run_dir))[-1]
+    return SlurmExecutor(profile(), poll_s=0.5).wait(sub, timeout=WAIT_S)
+
+
+def test_submit_through_slurm_equals_local_and_resubmit_repairs_a_shard(slurm_cluster,
+                                                                        tiny_cache, tmp_path):
+    from tests.helpers import REPO
+
+    reads, common = REPO / "examples" / "reads.fa", ("--models", "tiny", "--shards", "2")
+    on_slurm, local = tmp_path / "slurm", tmp_path / "local"
+    slurm_args = ("submit", reads, "--run-dir", on_slurm, *common, "--partition", "debug",
+                  "--time", "10", "--cpus-per-task", "1", "--mem", "1G")
+    out = cli(*slurm_args)
+    assert "array job" in out and f"virnuc-hpc status {on_slurm}" in out
+    outcome = wait_latest(on_slurm)
+    assert outcome.failed == [] and outcome.reduce.state == COMPLETED
+    cli("submit", reads, "--run-dir", local, *common, "--profile", "local", "--parallel", "2")
+    for name in RESULT_FILES:
+        assert (on_slurm / "results" / name).read_bytes() == (local / "results" / name).read_bytes()
+    assert "nothing to submit" in cli(*slurm_args)          # same plan reused, all done
+
+    part = next((on_slurm / "tasks" / "00001").glob("part-*.safetensors"))
+    part.write_bytes(part.read_bytes()[:-7])                 # corrupt shard 1
+    (on_slurm / "results" / RESULT_FILES[0]).unlink()
+    assert "resubmitted shard(s) 1" in cli("resubmit", on_slurm)
+    assert list(submissions(read_record(on_slurm))[-1].jobs) == [1]
+    outcome = wait_latest(on_slurm)
+    assert outcome.failed == [] and outcome.reduce.state == COMPLETED
+    for name in RESULT_FILES:
+        assert (on_slurm / "results" / name).read_bytes() == (local / "results" / name).read_bytes()

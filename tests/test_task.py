@@ -1,0 +1,222 @@
+"""run-task and the whole local run: accounting, sharding independence, resume after kills,
+corruption caught by reduce and repaired by resubmit, racing writers."""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.helpers import read_fasta, run_cli
+from tests.helpers_run import (frame_scores, part_digests, plan, planned_run, predictions,
+                               run_all)
+from virnuc_hpc.reduce import reduce_run
+from virnuc_hpc.rundir import RunDir
+from virnuc_hpc.store import read_done, verify_task
+from virnuc_hpc.plan import load_manifest
+
+
+@pytest.fixture(scope="module")
+def golden_run(tiny_cache, golden, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("golden-run") / "run"
+    planned_run(golden / "generated/input.fa", run_dir, shards=3)
+    return run_dir
+
+
+def test_golden_input_every_sequence_accounted_and_frames_equal_golden(golden_run, golden):
+    input_ids = [h.split()[0] for h, _ in read_fasta(golden / "generated/input.fa")]
+    rows = predictions(golden_run)
+    assert [r["sequence_id"] for r in rows] == input_ids          # input order, none lost
+    for row in rows:
+        assert (row["skip_reason"] == "") == (int(row["kept_frames"]) > 0)
+        assert row["call"] in ("virus", "others") if not row["skip_reason"] else True
+    summary = __import__("json").loads(RunDir(golden_run).summary.read_text())
+    assert summary["input_sequences"] == 300
+    assert summary["predicted"] + summary["skipped"] == 300
+    identified = golden / "generated/chunk500/identified_nucleotide.fa"
+    golden_frames = [h for h, _ in read_fasta(identified)]
+    assert [r[0] for r in frame_scores(golden_run)] == golden_frames
+
+
+def test_results_do_not_depend_on_sharding(golden_run, golden, tmp_path):
+    seven = tmp_path / "seven"
+    planned_run(golden / "generated/input.fa", seven, shards=7)
+    one = tmp_path / "one"
+    planned_run(golden / "generated/input.fa", one, shards=1)
+    for other in (seven, golden_run):
+        a, b = frame_scores(one), frame_scores(other)
+        assert [(x[0], x[1]) for x in a] == [(x[0], x[1]) for x in b]
+        assert max(max(abs(x[2] - y[2]), abs(x[3] - y[3])) for x, y in zip(a, b)) <= 1e-5
+        assert [(r["sequence_id"], r["call"]) for r in predictions(one)] == \
+            [(r["sequence_id"], r["call"]) for r in predictions(other)]
+    assert (RunDir(one).highestscore.read_text() == RunDir(seven).highestscore.read_text())
+
+
+def test_run_task_is_idempotent(golden_run):
+    task = RunDir(golden_run).task(0)
+    before = read_done(task.root)
+    run_all(golden_run, indices=[0])
+    assert read_done(task.root) == before
+
+
+@pytest.mark.parametrize("damage", ["bit flip", "truncation", "deleted part", "deleted DONE"])
+def test_reduce_refuses_damaged_shard_and_resubmit_repairs(tiny_cache, golden, tmp_path, damage):
+    run_dir = tmp_path / "run"
+    planned_run(golden / "generated/input.fa", run_dir, shards=3, part_rows=64)
+    clean = RunDir(run_dir).prediction_results.read_text()
+    task = RunDir(run_dir).task(1)
+    part = task.part(1)
+    if damage == "bit flip":
+        data = bytearray(part.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        part.write_bytes(bytes(data))
+    elif damage == "truncation":
+        part.write_bytes(part.read_bytes()[:-100])
+    elif damage == "deleted part":
+        part.unlink()
+    else:
+        task.done.unlink()
+    result = run_cli("reduce", run_dir)
+    assert result.returncode != 0
+    assert "index 1" in result.stderr and "virnuc-hpc resubmit" in result.stderr
+    assert "--indices 1" in result.stderr and "index 0" not in result.stderr
+    status = run_cli("status", run_dir, "--json", "--verify")
+    states = {s["index"]: s["state"] for s in __import__("json").loads(status.stdout)["shards"]}
+    assert states[1] in ("corrupt", "failed", "pending") and states[0] == states[2] == "done"
+    fixed = run_cli("resubmit", run_dir)
+    assert fixed.returncode == 0, fixed.stderr
+    assert "1" in fixed.stdout
+    assert run_cli("reduce", run_dir).returncode == 0
+    assert RunDir(run_dir).prediction_results.read_text() == clean
+
+
+def _run_task_process(run_dir, index=0, lock=True):
+    env = dict(os.environ, VIRNUC_HPC_HEARTBEAT_S="0.2", OMP_NUM_THREADS="1",
+               VIRNUC_HPC_TASK_LOCK="1" if lock else "0")
+    return subprocess.Popen([sys.executable, "-m", "virnuc_hpc", "run-task", str(run_dir),
+                             "--index", str(index)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def test_sigkill_at_random_moments_then_rerun_equals_clean_run(tiny_cache, golden, tmp_path):
+    """22 SIGKILLs at random moments of a task's life (start-up, inference, part and DONE
+    writes); after each kill the task is rerun. Whenever a rerun completes, its parts and
+    results must equal a clean run's, byte for byte; then a fresh run dir takes the next kills."""
+    inputs = golden / "generated/input.fa"
+    clean = tmp_path / "clean"
+    plan(inputs, clean, shards=1, part_rows=24)
+    start = time.monotonic()
+    assert _run_task_process(clean).wait() == 0
+    full_s = time.monotonic() - start
+    assert reduce_run(clean).ok
+    rng, kills, completed = random.Random(11), 0, 0
+    while kills < 22:
+        run_dir = tmp_path / f"killed{completed}"
+        plan(inputs, run_dir, shards=1, part_rows=24)
+        while True:
+            proc = _run_task_process(run_dir)
+            try:
+                proc.wait(timeout=rng.uniform(0.3 * full_s, 1.1 * full_s))
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                kills += 1
+                continue
+            assert proc.returncode == 0
+            break
+        completed += 1
+        assert part_digests(run_dir) == part_digests(clean)
+        assert reduce_run(run_dir).ok
+        assert RunDir(run_dir).prediction_results.read_bytes() == \
+            RunDir(clean).prediction_results.read_bytes()
+    assert completed >= 1
+
+
+@pytest.mark.parametrize("lock", [True, False], ids=["lock", "lock-disabled"])
+def test_two_processes_on_the_same_index_never_leave_a_mixed_shard(tiny_cache, golden, tmp_path,
+                                                                    lock):
+    inputs = golden / "generated/input.fa"
+    clean = tmp_path / "clean"
+    planned_run(inputs, clean, shards=2, part_rows=32)
+    run_dir = tmp_path / "race"
+    plan(inputs, run_dir, shards=2, part_rows=32)
+    first, second = (_run_task_process(run_dir, 1, lock) for _ in range(2))
+    codes = sorted([first.wait(), second.wait()])
+    # with the lock the second either waits its turn (0) or is told the shard is busy (2)
+    assert codes in ([0, 0], [0, 2]) if lock else codes == [0, 0]
+    expectation = load_manifest(run_dir, 1).expectation()
+    assert verify_task(RunDir(run_dir).task(1).root, expectation) == []
+    assert part_digests(run_dir, 1) == part_digests(clean, 1)
+
+
+def test_sigterm_finishes_the_current_part_then_stops_and_resumes(tiny_cache, golden, tmp_path):
+    clean = tmp_path / "clean"
+    planned_run(golden / "generated/input.fa", clean, shards=1, part_rows=16)
+    run_dir = tmp_path / "run"
+    plan(golden / "generated/input.fa", run_dir, shards=1, part_rows=16)
+    task = RunDir(run_dir).task(0)
+    proc = _run_task_process(run_dir)
+    deadline = time.monotonic() + 120
+    while not task.sidecar(0).exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait() == 75                      # stopped, to be retried
+    written = task.part_indices()
+    assert written and not task.done.exists()
+    assert all(task.sidecar(k).exists() for k in written)   # no half part left behind
+    assert _run_task_process(run_dir).wait() == 0
+    assert part_digests(run_dir) == part_digests(clean)
+
+
+def test_status_shows_a_running_shard_with_rate(tiny_cache, golden, tmp_path):
+    run_dir = tmp_path / "run"
+    plan(golden / "generated/input.fa", run_dir, shards=1, part_rows=8)
+    proc = _run_task_process(run_dir)
+    try:
+        seen = None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            out = run_cli("status", run_dir, "--json")
+            shard = __import__("json").loads(out.stdout)["shards"][0]
+            if shard["state"] == "running" and shard.get("rate"):
+                seen = shard
+                break
+            time.sleep(0.3)
+        assert seen is not None, "never saw the shard running with a rate"
+        assert seen["rows_done"] < seen["rows_total"] and seen["heartbeat_age_s"] < 30
+        text = run_cli("status", run_dir).stdout
+        assert "running" in text
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_accounting_rows_match_translate(golden_run, golden, tmp_path):
+    acc = tmp_path / "acc.tsv"
+    run_cli("translate", golden / "generated/input.fa", "--nucleotide-out", tmp_path / "n.fa",
+            "--protein-out", tmp_path / "p.faa", "--accounting-out", acc)
+    expected = {r["id"]: r for r in csv.DictReader(acc.open(), delimiter="\t")}
+    for row in predictions(golden_run):
+        ref = expected[row["sequence_id"]]
+        assert (row["length"], row["chunks"], row["kept_frames"], row["skip_reason"]) == \
+            (ref["length"], ref["chunks"], ref["kept_frames"], ref["skip_reason"])
+
+
+def test_predict_command_and_rerun(tiny_cache, tmp_path):
+    out = tmp_path / "out"
+    result = run_cli("predict", "examples/reads.fa", "-o", out, "--models", "tiny",
+                     cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert result.returncode == 0, result.stderr
+    assert "NOT biologically meaningful" in result.stdout
+    assert RunDir(out).predictions.exists()
+    again = run_cli("predict", "examples/reads.fa", "-o", out, "--models", "tiny",
+                    "--chunk-size", "300", cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert again.returncode == 2 and "new -o" in again.stderr
+    shutil.rmtree(out)

@@ -1,0 +1,113 @@
+"""`virnuc-hpc submit`: plan (or reuse the plan), then send the shards to SLURM as an array."""
+
+from __future__ import annotations
+
+import shlex
+
+from .plan_cmd import add_plan_options, plan_from_args
+
+OVERRIDES = (("--partition", str, "NAME"), ("--account", str, "NAME"), ("--qos", str, "NAME"),
+             ("--time", str, "D-HH:MM:SS"), ("--gpus-per-task", int, "N"),
+             ("--cpus-per-task", int, "N"), ("--mem", str, "SIZE"),
+             ("--array-parallelism", int, "K"), ("--parallel", int, "K"),
+             ("--image", str, "IMAGE.sif"), ("--cache", str, "DIR"))
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("submit", help="plan and submit the shards as a SLURM array (+ reduce)",
+                       description="One array task per shard with one GPU each, and a reduce "
+                                   "job after the array (afterany). Profiles: jobs/*.yaml; "
+                                   "options given here override the profile.")
+    p.add_argument("input", help="FASTA or FASTQ, plain or gzip/bgzip")
+    add_plan_options(p)
+    p.add_argument("--profile", default="slurm", metavar="NAME|FILE.yaml",
+                   help="submit profile: slurm, apptainer, local, or a YAML file")
+    for flag, kind, metavar in OVERRIDES:
+        p.add_argument(flag, type=kind, default=None, metavar=metavar, help="overrides the profile")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the sbatch script(s) and the plan table; submit and write nothing")
+    p.set_defaults(func=run)
+
+
+def profile_from_args(args):
+    from ..profiles import load_profile
+
+    overrides = {flag[2:].replace("-", "_"): getattr(args, flag[2:].replace("-", "_"))
+                 for flag, _, _ in OVERRIDES}
+    return load_profile(args.profile, **overrides)
+
+
+def existing_or_new_plan(args):
+    """The plan in RUN if it is for the same input, models and options; else plan now."""
+    from ..errors import UserError
+    from ..plan import load_plan
+    from ..rundir import RunDir
+
+    if not RunDir(args.run_dir).plan.exists():
+        return plan_from_args(args, args.run_dir, dry_run=args.dry_run)
+    existing = load_plan(args.run_dir)
+    if plan_from_args(args, args.run_dir, dry_run=True).fingerprint != existing.fingerprint:
+        raise UserError(f"{args.run_dir} holds a run of other inputs, models or options; "
+                        "give a new --run-dir (or the same arguments to continue this one)")
+    return existing
+
+
+def run(args) -> int:
+    from ..executors import make_executor, reduce_argv_for, task_argv_for
+
+    profile = profile_from_args(args)
+    plan = existing_or_new_plan(args)
+    executor = make_executor(profile)
+    task_argv, reduce_argv = task_argv_for(profile, args.run_dir), \
+        reduce_argv_for(profile, args.run_dir)
+    if args.dry_run:
+        print(plan.table())
+        return _print_dry_run(executor, args.run_dir, [s.index for s in plan.shards],
+                              task_argv, reduce_argv)
+    todo = _todo(args.run_dir, profile)
+    if not todo:
+        print(f"nothing to submit: every shard of {args.run_dir} is done or queued; "
+              f"see: virnuc-hpc status {shlex.quote(args.run_dir)}")
+        return 0
+    submission = executor.submit(args.run_dir, todo, task_argv, reduce_argv)
+    if profile.executor == "local":
+        executor.wait(submission).check(args.run_dir)
+    _print_submission(submission, args.run_dir)
+    return 0
+
+
+def _todo(run_dir: str, profile) -> list[int]:
+    from ..status import pending_indices
+
+    todo = pending_indices(run_dir)
+    if profile.executor == "slurm":
+        from ..executors.slurm import active_indices
+
+        busy = active_indices(run_dir)
+        todo = [i for i in todo if i not in busy]
+    return todo
+
+
+def _print_dry_run(executor, run_dir, indices, task_argv, reduce_argv) -> int:
+    if executor.name == "slurm":
+        print(executor.dry_run(run_dir, indices, task_argv, reduce_argv), end="")
+        return 0
+    print(f"# local executor: {executor.parallel} at a time, GPUs {executor.gpus or 'none'}")
+    for i in indices:
+        print(shlex.join(task_argv(i)))
+    print(shlex.join(reduce_argv))
+    return 0
+
+
+def _print_submission(sub, run_dir: str) -> None:
+    if sub.executor == "slurm":
+        for array in sub.arrays:
+            idx = array["indices"]
+            print(f"array job {array['job_id']}: {len(idx)} task(s), shard indices "
+                  f"{idx[0]}..{idx[-1]} (array task a runs the a-th of them)")
+        print(f"reduce job {sub.reduce_job} (after the array(s), whatever their outcome)")
+        first = sub.logs[sub.indices[0]]
+        print(f"logs: {first} (one per array task)")
+    else:
+        print(f"{len(sub.jobs)} shard(s) ran locally; reduce log: {sub.reduce_log}")
+    print(f"follow: virnuc-hpc status {shlex.quote(run_dir)}")
