@@ -19,7 +19,7 @@ from tests.helpers_run import (frame_scores, part_digests, plan, planned_run, pr
                                run_all)
 from virnuc_hpc.reduce import reduce_run
 from virnuc_hpc.rundir import RunDir
-from virnuc_hpc.store import read_done, verify_task
+from virnuc_hpc.store import read_done, read_heartbeat, verify_task
 from virnuc_hpc.plan import load_manifest
 
 
@@ -105,38 +105,49 @@ def _run_task_process(run_dir, index=0, lock=True):
                             stderr=subprocess.DEVNULL)
 
 
+def _rows_done(run_dir) -> int:
+    beat = read_heartbeat(RunDir(run_dir).task(0).root) or {}
+    return beat.get("rows_done") or 0
+
+
 def test_sigkill_at_random_moments_then_rerun_equals_clean_run(tiny_cache, golden, tmp_path):
-    """22 SIGKILLs at random moments of a task's life (start-up, inference, part and DONE
-    writes); after each kill the task is rerun. Whenever a rerun completes, its parts and
-    results must equal a clean run's, byte for byte; then a fresh run dir takes the next kills."""
+    """22 SIGKILLs at random moments of a task's life (start-up, model load, inference, part,
+    accounting and DONE writes), each followed by a rerun. Each kill lands at a random fraction
+    of the time the remaining work should take, so kills spread over the whole run; when a
+    rerun completes, its parts and results must equal a clean run's, byte for byte."""
     inputs = golden / "generated/input.fa"
     clean = tmp_path / "clean"
     plan(inputs, clean, shards=1, part_rows=24)
     start = time.monotonic()
-    assert _run_task_process(clean).wait() == 0
-    full_s = time.monotonic() - start
+    proc = _run_task_process(clean)
+    while not RunDir(clean).task(0).heartbeat.exists():
+        time.sleep(0.02)
+    startup_s = time.monotonic() - start
+    assert proc.wait() == 0
+    compute_s = time.monotonic() - start - startup_s
+    total = read_done(RunDir(clean).task(0).root)["rows"]
     assert reduce_run(clean).ok
     rng, kills, completed = random.Random(11), 0, 0
-    while kills < 22:
-        run_dir = tmp_path / f"killed{completed}"
-        plan(inputs, run_dir, shards=1, part_rows=24)
-        while True:
-            proc = _run_task_process(run_dir)
-            try:
-                proc.wait(timeout=rng.uniform(0.3 * full_s, 1.1 * full_s))
-            except subprocess.TimeoutExpired:
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
-                kills += 1
-                continue
-            assert proc.returncode == 0
-            break
+    run_dir = tmp_path / "killed0"
+    plan(inputs, run_dir, shards=1, part_rows=24)
+    while kills < 22 or not completed:
+        left = startup_s + compute_s * (1 - _rows_done(run_dir) / total)
+        proc = _run_task_process(run_dir)
+        try:
+            proc.wait(timeout=rng.uniform(0.05, 1.0) * left if kills < 22 else None)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            kills += 1
+            continue
+        assert proc.returncode == 0
         completed += 1
         assert part_digests(run_dir) == part_digests(clean)
         assert reduce_run(run_dir).ok
         assert RunDir(run_dir).prediction_results.read_bytes() == \
             RunDir(clean).prediction_results.read_bytes()
-    assert completed >= 1
+        run_dir = tmp_path / f"killed{completed}"
+        plan(inputs, run_dir, shards=1, part_rows=24)
 
 
 @pytest.mark.parametrize("lock", [True, False], ids=["lock", "lock-disabled"])
@@ -144,7 +155,8 @@ def test_two_processes_on_the_same_index_never_leave_a_mixed_shard(tiny_cache, g
                                                                     lock):
     inputs = golden / "generated/input.fa"
     clean = tmp_path / "clean"
-    planned_run(inputs, clean, shards=2, part_rows=32)
+    plan(inputs, clean, shards=2, part_rows=32)
+    assert _run_task_process(clean, 1).wait() == 0
     run_dir = tmp_path / "race"
     plan(inputs, run_dir, shards=2, part_rows=32)
     first, second = (_run_task_process(run_dir, 1, lock) for _ in range(2))
@@ -157,8 +169,9 @@ def test_two_processes_on_the_same_index_never_leave_a_mixed_shard(tiny_cache, g
 
 
 def test_sigterm_finishes_the_current_part_then_stops_and_resumes(tiny_cache, golden, tmp_path):
-    clean = tmp_path / "clean"
-    planned_run(golden / "generated/input.fa", clean, shards=1, part_rows=16)
+    clean = tmp_path / "clean"       # run the same way (a subprocess, same BLAS threads)
+    plan(golden / "generated/input.fa", clean, shards=1, part_rows=16)
+    assert _run_task_process(clean).wait() == 0
     run_dir = tmp_path / "run"
     plan(golden / "generated/input.fa", run_dir, shards=1, part_rows=16)
     task = RunDir(run_dir).task(0)

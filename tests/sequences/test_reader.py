@@ -116,3 +116,18 @@ def test_missing_file(tmp_path):
     result = run_cli("translate", tmp_path / "nope.fa", "--nucleotide-out", tmp_path / "n.fa",
                      "--protein-out", tmp_path / "p.faa")
     assert result.returncode == 2 and "no such file" in result.stderr
+
+
+def test_protein_alphabet_reads_proteins_and_still_checks(tmp_path):
+    path = tmp_path / "p.faa"
+    path.write_text(">p1\nMKVLAAGIVGLLLAQPEF*\n>p2\nacdefghik\n")
+    assert [r.seq for r in iter_records(path, alphabet="protein")] == [
+        "MKVLAAGIVGLLLAQPEF*", "acdefghik"]
+    with pytest.raises(InputError, match="protein"):
+        list(iter_records(path))                       # DNA expected by default
+    path.write_text(">p1\nMKV1\n>p1\nMK\n")
+    with pytest.raises(InputError, match="amino-acid letters"):
+        list(iter_records(path, alphabet="protein"))
+    path.write_text(">p1\nMKV\n>p1\nMK\n")
+    with pytest.raises(InputError, match="duplicate ID"):
+        list(iter_records(path, alphabet="protein"))

@@ -70,6 +70,7 @@ def publish_file(tmp: Path, final: Path, expect_sha256: str | None = None) -> di
 
 def _temp_beside(final: Path) -> Path:
     fd, name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
+    os.fchmod(fd, fsio.FILE_MODE)  # a shared cache: readable by every user, as open() gives
     os.close(fd)
     return Path(name)
 

@@ -20,6 +20,8 @@ from ..errors import InputError
 GZIP_MAGIC = b"\x1f\x8b"
 NUCLEOTIDE_LETTERS = b"ACGTUNRYKMSWBDHVacgtunrykmswbdhv-."
 PROTEIN_ONLY_LETTERS = b"EFIJLOPQXZefijlopqxz*"
+PROTEIN_LETTERS = bytes(range(65, 91)) + bytes(range(97, 123)) + b"*-."
+ALPHABETS = ("dna", "protein")
 TEXT_CONTROL = bytes(range(0, 9)) + bytes(range(14, 32)) + b"\x7f"
 BINARY_BYTES = TEXT_CONTROL + bytes(range(128, 256))
 
@@ -51,8 +53,10 @@ def open_input(path: str | Path) -> BinaryIO:
     return handle
 
 
-def iter_records(path: str | Path, check_duplicates: bool = True) -> Iterator[Record]:
-    """Yield every record of a FASTA or FASTQ file, in file order."""
+def iter_records(path: str | Path, check_duplicates: bool = True,
+                 alphabet: str = "dna") -> Iterator[Record]:
+    """Yield every record of a FASTA or FASTQ file, in file order. `alphabet="protein"` reads
+    amino-acid sequences (for `embed` with a protein model) instead of refusing them."""
     with open_input(path) as handle:
         lines = _numbered_lines(path, handle)
         first = _first_content_line(path, lines)
@@ -60,11 +64,11 @@ def iter_records(path: str | Path, check_duplicates: bool = True) -> Iterator[Re
             _reject_start(path, first)
         parse = _parse_fasta if first[1].startswith(b">") else _parse_fastq
         hashes = array("q")
-        for record in parse(path, first, lines):
+        for record in parse(path, first, lines, alphabet == "protein"):
             hashes.append(hash(record.id))
             yield record
     if check_duplicates:
-        _check_duplicates(path, hashes)
+        _check_duplicates(path, hashes, alphabet)
 
 
 def _numbered_lines(path: Path, handle: BinaryIO) -> Iterator[tuple[int, bytes]]:
@@ -94,18 +98,18 @@ def _reject_start(path: Path, first: tuple[int, bytes]) -> None:
                      "give a FASTA or FASTQ file")
 
 
-def _parse_fasta(path, first, lines) -> Iterator[Record]:
+def _parse_fasta(path, first, lines, protein) -> Iterator[Record]:
     ordinal, header_line, header, parts = 0, first[0], first[1], []
     for number, line in lines:
         if line.startswith(b">"):
-            yield _make_record(path, header, b"".join(parts), ordinal, header_line)
+            yield _make_record(path, header, b"".join(parts), ordinal, header_line, protein)
             ordinal, header_line, header, parts = ordinal + 1, number, line, []
         else:
             parts.append(line)
-    yield _make_record(path, header, b"".join(parts), ordinal, header_line)
+    yield _make_record(path, header, b"".join(parts), ordinal, header_line, protein)
 
 
-def _parse_fastq(path, first, lines) -> Iterator[Record]:
+def _parse_fastq(path, first, lines, protein) -> Iterator[Record]:
     ordinal, pending = 0, first
     while pending is not None:
         header_line, header = pending
@@ -115,7 +119,7 @@ def _parse_fastq(path, first, lines) -> Iterator[Record]:
                              "check the file is complete FASTQ (4 lines per record)")
         seq, plus_line = _fastq_sequence(path, header_line, lines)
         _fastq_quality(path, plus_line, len(seq), lines)
-        yield _make_record(path, header, seq, ordinal, header_line)
+        yield _make_record(path, header, seq, ordinal, header_line, protein)
         ordinal, pending = ordinal + 1, _next_non_blank(lines)
 
 
@@ -150,44 +154,47 @@ def _next_non_blank(lines) -> tuple[int, bytes] | None:
     return None
 
 
-def _make_record(path: Path, header: bytes, seq: bytes, ordinal: int, line: int) -> Record:
+def _make_record(path: Path, header: bytes, seq: bytes, ordinal: int, line: int,
+                 protein: bool = False) -> Record:
     fields = header[1:].split(None, 1)
     if not fields:
         raise InputError(path, f"line {line}", "a record has an empty ID",
                          "give every record an ID after '>' or '@'")
     seq = seq.replace(b" ", b"").replace(b"\t", b"")
-    _check_sequence(path, fields[0], seq, line)
+    _check_sequence(path, fields[0], seq, line, protein)
     return Record(fields[0].decode("utf-8", "replace"), seq.decode("ascii"), ordinal, line)
 
 
-def _check_sequence(path: Path, rid: bytes, seq: bytes, line: int) -> None:
-    odd = seq.translate(None, NUCLEOTIDE_LETTERS)
+def _check_sequence(path: Path, rid: bytes, seq: bytes, line: int, protein: bool) -> None:
+    odd = seq.translate(None, PROTEIN_LETTERS if protein else NUCLEOTIDE_LETTERS)
     if not odd:
         return
     where = f"record '{rid.decode('utf-8', 'replace')}' (line {line})"
     if odd.translate(None, BINARY_BYTES) != odd:
         raise InputError(path, where, "binary data, not FASTA/FASTQ text",
                          "give an uncompressed or gzip-compressed FASTA/FASTQ file")
-    if odd.translate(None, PROTEIN_ONLY_LETTERS) != odd:
+    if not protein and odd.translate(None, PROTEIN_ONLY_LETTERS) != odd:
         raise InputError(path, where, "this looks like a protein sequence, DNA is expected",
                          "give nucleotide sequences (VirNucPro translates them itself)")
     bad = sorted(set(odd.decode("ascii")))
+    letters = "amino-acid letters" if protein else "IUPAC nucleotide letters"
     raise InputError(path, where, f"invalid sequence characters {''.join(bad)!r}",
-                     "use IUPAC nucleotide letters only")
+                     f"use {letters} only")
 
 
-def _check_duplicates(path: Path, hashes: array) -> None:
+def _check_duplicates(path: Path, hashes: array, alphabet: str) -> None:
     values = np.frombuffer(hashes, dtype=np.int64)
     order = np.argsort(values, kind="stable")
     same = np.flatnonzero(values[order][1:] == values[order][:-1])
     if same.size:
-        _confirm_duplicate(path, {int(order[i]) for i in same} | {int(order[i + 1]) for i in same})
+        suspects = {int(order[i]) for i in same} | {int(order[i + 1]) for i in same}
+        _confirm_duplicate(path, suspects, alphabet)
 
 
-def _confirm_duplicate(path: Path, ordinals: set[int]) -> None:
+def _confirm_duplicate(path: Path, ordinals: set[int], alphabet: str) -> None:
     """Hashes collide for these ordinals: re-read just their IDs to name a true duplicate."""
     seen: dict[str, Record] = {}
-    for record in iter_records(path, check_duplicates=False):
+    for record in iter_records(path, check_duplicates=False, alphabet=alphabet):
         if record.ordinal not in ordinals:
             continue
         if record.id in seen:

@@ -1,0 +1,170 @@
+"""Build the image with podman on a local Debian base, run it offline, compare with the host.
+
+Slow (about 5 minutes here: the build installs torch and the pinned packages, and vfs storage
+copies the whole image for each container, so one container serves every check, through
+`podman exec` as the image's own user, env and workdir). Skipped, with the reason, when podman
+is missing, unless CI=true or VIRNUC_INSTALL_PODMAN=1 let it apt-get install podman.
+Build time and image size are printed (pytest -s) and written to container-metrics.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.containers import recipes
+from tests.containers.podman_local import Podman, ensure_podman
+from tests.containers.recipes import CACHE_ENV, CLI, ROOT
+
+EXAMPLE = ROOT / "examples" / "reads.fa"
+RESULT_FILES = ("results/prediction_results.txt", "results/predictions.tsv")
+METRICS: dict[str, object] = {}
+
+
+def _timed(key: str, start: float) -> None:
+    METRICS[key] = round(time.monotonic() - start, 1)
+
+
+def _report(work: Path) -> None:
+    path = work / "container-metrics.json"
+    path.write_text(json.dumps(METRICS, indent=2))
+    print(f"\ncontainer metrics ({path}): {json.dumps(METRICS)}")
+
+
+def _host(*args: str, cache: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "VIRNUC_HPC_CACHE": str(cache)}
+    cmd = [sys.executable, "-m", "virnuc_hpc", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+
+
+def _shareable_dir(path: Path, mode: int) -> Path:
+    path.mkdir()
+    path.chmod(mode)
+    return path
+
+
+@dataclass(frozen=True)
+class Container:
+    """A running container of the test image, with the model cache, input and output bound."""
+
+    podman: Podman
+    name: str
+    tag: str
+    work: Path
+    cache: Path
+    out: Path
+
+    def exec(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self.podman.run("exec", self.name, *args, check=check)
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    ensure_podman()
+    path = tmp_path_factory.mktemp("container")
+    yield path
+    _report(path)
+
+
+@pytest.fixture(scope="module")
+def built(work):
+    podman = Podman.create(work)
+    tag = f"localhost/virnuc-test:{uuid.uuid4().hex[:12]}"
+    try:
+        METRICS["base_seconds"] = round(podman.make_base(), 1)
+        METRICS["build_seconds"] = round(podman.build(tag, work / "build.log"), 1)
+        METRICS["image_bytes"] = podman.image_size(tag)
+        METRICS["image_mb"] = round(METRICS["image_bytes"] / 1e6)
+        yield podman, tag
+    finally:
+        podman.remove(tag)
+
+
+@pytest.fixture(scope="module")
+def host_has_predict(work) -> bool:
+    return _host("predict", "--help", cache=work).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def container(work, built, host_has_predict):
+    """The tiny model cache is made on the host first and bound read-only at /models."""
+    podman, tag = built
+    cache = _shareable_dir(work / "models", 0o755)
+    if host_has_predict:
+        fetched = _host("models", "fetch", "--profile", "tiny", cache=cache)
+        assert fetched.returncode == 0, fetched.stderr
+    out = _shareable_dir(work / "ctr", 0o777)  # the image's user is not the host's
+    name = f"virnuc-test-{uuid.uuid4().hex[:12]}"
+    mounts = [f"{cache}:/models:ro", f"{EXAMPLE.parent}:/in:ro", f"{out}:/out"]
+    volumes = [arg for mount in mounts for arg in ("-v", mount)]
+    start = time.monotonic()
+    podman.run("run", "-d", "--name", name, "--network=none", *volumes,
+               "--entrypoint", "sleep", tag, "infinity")  # fmt: skip
+    _timed("container_start_seconds", start)
+    try:
+        yield Container(podman, name, tag, work, cache, out)
+    finally:
+        podman.run("rm", "--force", "--time", "0", name, check=False)
+
+
+def test_help_works_and_the_user_is_not_root(container):
+    helped = container.exec(CLI, "--help")
+    assert helped.stdout.startswith(f"usage: {CLI}")
+    version = container.exec(CLI, "--version").stdout.strip()
+    assert version == f"{CLI} {recipes.project()['version']}"
+    assert int(container.exec("id", "-u").stdout) != 0
+
+
+def test_installed_versions_are_the_project_pins(container):
+    pins = recipes.pins(recipes.project())
+    script = (
+        "import importlib.metadata as m, json, sys; "
+        "print(json.dumps({d: m.version(d) for d in sys.argv[1:]}))"
+    )
+    found = json.loads(container.exec("python", "-c", script, *pins).stdout)
+    assert {name: version.split("+")[0] for name, version in found.items()} == pins
+
+
+def test_image_entrypoint_labels_and_environment(container):
+    fmt = "{{json .Config.Entrypoint}}|{{json .Config.Labels}}|{{json .Config.Env}}"
+    inspected = container.podman.run("image", "inspect", "--format", fmt, container.tag)
+    entry, labels, env = (json.loads(part) for part in inspected.stdout.split("|"))
+    assert entry == [CLI]
+    assert labels["org.opencontainers.image.version"] == recipes.project()["version"]
+    env = dict(item.split("=", 1) for item in env)
+    assert {k: env.get(k) for k in CACHE_ENV} == CACHE_ENV
+
+
+def _unreadable_by_others(root: Path) -> list[str]:
+    def shut(path: Path) -> bool:
+        mode = path.stat().st_mode
+        return not mode & stat.S_IROTH or (path.is_dir() and not mode & stat.S_IXOTH)
+
+    return [str(path) for path in root.rglob("*") if shut(path)]
+
+
+def test_predict_in_the_container_equals_the_host(container, host_has_predict):
+    if not host_has_predict:
+        pytest.skip(f"`{CLI} predict` is not available on the host yet")
+    host_out = container.work / "host"
+    tiny = ("--models", "tiny")
+    host = _host("predict", str(EXAMPLE), "-o", str(host_out), *tiny, cache=container.cache)
+    assert host.returncode == 0, host.stderr
+    # The container's user does not own the cache: like a cache shared on a cluster.
+    assert _unreadable_by_others(container.cache) == [], "model cache not readable by others"
+    start = time.monotonic()
+    container.exec(CLI, "predict", f"/in/{EXAMPLE.name}", "-o", "/out/run", *tiny)
+    _timed("container_predict_seconds", start)
+    for name in RESULT_FILES:
+        in_container = (container.out / "run" / name).read_text()
+        assert in_container.count("\n") > 1, name
+        assert in_container == (host_out / name).read_text(), name

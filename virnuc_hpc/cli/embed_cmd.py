@@ -1,0 +1,40 @@
+"""`virnuc-hpc embed`: embed every sequence of a FASTA/FASTQ file with one encoder model."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from ..embed import DEVICES, PRECISIONS, embed_fasta, open_encoder
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("embed", help="mean embeddings of every sequence (DNABERT-S or ESM)",
+                       description="Write a safetensors file: tensor 'embeddings' float32 "
+                                   "[N, D] in input order, metadata 'ids' a JSON list. DNABERT "
+                                   "models read nucleotides, ESM models proteins.")
+    p.add_argument("input", help="FASTA or FASTQ, plain or gzip/bgzip")
+    p.add_argument("--model", required=True, metavar="NAME",
+                   help="registry name (dnabert-s, esm2-3b, tiny-dnabert-s, tiny-esm2) or any "
+                        "fair-esm name such as esm1v_t33_650M_UR90S_1")
+    p.add_argument("--model-path", metavar="P",
+                   help="a DNABERT-style folder or fair-esm checkpoint to load instead")
+    p.add_argument("--out", required=True, metavar="OUT.safetensors")
+    p.add_argument("--device", choices=DEVICES,
+                   default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--precision", choices=list(PRECISIONS), default="fp32",
+                   help="fp32 is the reference; bf16/fp16 use fused attention")
+    p.add_argument("--tokens-per-batch", type=int, metavar="N",
+                   help="padded tokens per batch (default 4096 on cpu, 32768 on cuda)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    encoder = open_encoder(args.model, args.model_path, args.device, args.precision,
+                           args.tokens_per_batch)
+    count = embed_fasta(args.input, args.out, encoder)
+    log.info("wrote %d embeddings of width %d to %s", count, encoder.dim, args.out)
+    return 0

@@ -1,0 +1,356 @@
+"""Batched embedding with DNABERT-S and ESM models, pooled exactly as VirNucPro pools.
+
+An encoder wraps a model that is already loaded (it never loads one) and turns a list of
+sequences into float32 rows [n, dim] in input order:
+
+- `DnabertEncoder`: mean of the last hidden state over all tokens, [CLS] and [SEP] included,
+  padding masked out.
+- `EsmEncoder`: mean of the last layer's representation (after `emb_layer_norm_after`) over
+  residue positions 1..min(len, 1024): BOS, EOS and padding excluded.
+
+Batches are length-sorted and bounded by a padded-token budget. `fp32` runs the reference
+forward (fair-esm's own; DNABERT eager attention); `bf16`/`fp16` run fused attention (SDPA).
+Pooling happens on the device; only [B, dim] goes to the host. On CUDA out-of-memory the budget
+is halved and the batch split and retried; only a single sequence that does not fit is fatal.
+Every row is checked finite and of the right width before it is returned.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import os
+from collections import deque
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from .errors import ConfigError, IntegrityError
+from .fsio import atomic_write
+from .models.esm_fast import FastEsm2
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+DEVICES = ("cpu", "cuda")
+DEFAULT_TOKENS_PER_BATCH = {"cpu": 4096, "cuda": 32768}
+ESM_POOL_MAX = 1024  # VirNucPro pools residues 1..min(len, 1024)
+ESM1_MAX_RESIDUES = 1022  # learned positions (ESM-1b/1v) stop at 1024 tokens incl. BOS/EOS
+M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
+HOST_MMAP_THRESHOLD = 128 << 10  # glibc's initial value, pinned (no sliding)
+
+
+def steady_host_memory(threshold: int = HOST_MMAP_THRESHOLD) -> bool:
+    """Pin glibc's mmap threshold so that freed activations go back to the OS.
+
+    By default glibc raises the threshold after a large block is freed; batches of varying
+    shape then come from the heap and fragment it, and RSS wanders 10-30% between batches
+    with no leak at all. Pinning it (at glibc's own 128 KiB start value) keeps RSS flat.
+    Respects MALLOC_MMAP_THRESHOLD_; a no-op off glibc."""
+    if "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, threshold))
+
+
+def token_batches(lengths: Sequence[int], tokens_per_batch: int,
+                  extra_per_seq: int = 0) -> list[list[int]]:
+    """Indices in (length, index) order cut into batches with max(len + extra) * n <= budget.
+
+    A sequence wider than the budget on its own forms a batch of one."""
+    if tokens_per_batch < 1:
+        raise ConfigError(f"tokens per batch must be >= 1, got {tokens_per_batch}")
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for index in sorted(range(len(lengths)), key=lambda i: (lengths[i], i)):
+        width = lengths[index] + extra_per_seq  # ascending order: the newest is the widest
+        if current and width * (len(current) + 1) > tokens_per_batch:
+            batches.append(current)
+            current = []
+        current.append(index)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def padded_tokens(batch: Sequence[int], lengths: Sequence[int]) -> int:
+    return max(lengths[i] for i in batch) * len(batch)
+
+
+def check_rows(rows: np.ndarray, dim: int, names: Sequence[str]) -> None:
+    """Raise IntegrityError naming the first row that is not finite or not `dim` wide."""
+    if rows.ndim != 2 or rows.shape != (len(names), dim):
+        raise IntegrityError(f"embedding batch has shape {rows.shape}, expected "
+                             f"({len(names)}, {dim}) for sequences {names[0]}..{names[-1]}; "
+                             "fix: check that the model matches its declared width")
+    bad = np.flatnonzero(~np.isfinite(rows).all(axis=1))
+    if bad.size:
+        raise IntegrityError(f"embedding of sequence {names[bad[0]]} has NaN/inf values "
+                             f"({bad.size} such row(s) in its batch); fix: rerun with "
+                             "--precision fp32; if it persists, check the model weights")
+
+
+def pad_batch(tokens: Sequence[np.ndarray], pad: int) -> torch.Tensor:
+    """Right-pad int64 token arrays into a [B, T] host tensor."""
+    out = np.full((len(tokens), max(len(t) for t in tokens)), pad, dtype=np.int64)
+    for row, toks in zip(out, tokens):
+        row[: len(toks)] = toks
+    return torch.from_numpy(out)
+
+
+def masked_mean(hidden: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """fp32 mean of hidden [B, T, E] over positions where keep [B, T] is true."""
+    weights = keep.to(torch.float32)
+    total = torch.bmm(weights.unsqueeze(1), hidden.float()).squeeze(1)
+    return total / weights.sum(1, keepdim=True)
+
+
+class Encoder:
+    """Common batching, OOM retry and integrity checks; subclasses tokenize and pool."""
+
+    dim: int
+    pad_id: int
+
+    def __init__(self, device: str = "cpu", precision: str = "fp32",
+                 tokens_per_batch: int | None = None):
+        if device not in DEVICES:
+            raise ConfigError(f"device {device!r} is not one of {', '.join(DEVICES)}")
+        if precision not in PRECISIONS:
+            raise ConfigError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+        if device == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("device 'cuda' requested but no CUDA GPU is visible; "
+                              "use --device cpu or run on a GPU node")
+        self.device = torch.device(device)
+        self.precision = precision
+        self.dtype = PRECISIONS[precision]
+        self.tokens_per_batch = tokens_per_batch or DEFAULT_TOKENS_PER_BATCH[device]
+        token_batches([], self.tokens_per_batch)  # validates the budget
+        steady_host_memory()
+
+    def tokenize(self, seqs: Sequence[str]) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def pooled(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """[B, T] padded token ids and [B] token counts on the device -> [B, dim] float32."""
+        raise NotImplementedError
+
+    def embed(self, seqs: Sequence[str], ids: Sequence[str] | None = None) -> np.ndarray:
+        """float32 [len(seqs), dim], row i for seqs[i]."""
+        return self.embed_tokens(self.tokenize(seqs), ids)
+
+    def embed_tokens(self, tokens: Sequence[np.ndarray],
+                     ids: Sequence[str] | None = None) -> np.ndarray:
+        out = np.empty((len(tokens), self.dim), dtype=np.float32)
+        for batch, rows in self.iter_embed(tokens, ids):
+            out[batch] = rows
+        return out
+
+    def iter_embed(self, tokens: Sequence[np.ndarray],
+                   ids: Sequence[str] | None = None) -> Iterator[tuple[list[int], np.ndarray]]:
+        """Yield (input indices, checked rows) batch by batch, longest sequences first: peak
+        memory is reached (and any OOM met) at the start; later batches reuse that memory."""
+        lengths = [len(t) for t in tokens]
+        queue = deque(reversed(token_batches(lengths, self.tokens_per_batch)))
+        while queue:
+            batch = queue.popleft()
+            if len(batch) > 1 and padded_tokens(batch, lengths) > self.tokens_per_batch:
+                queue.extendleft(reversed(split_batch(batch, lengths, self.tokens_per_batch)))
+                continue
+            names = [self.name(ids, i) for i in batch]
+            rows = self.try_forward([tokens[i] for i in batch], names)
+            if rows is None:
+                self.shrink(padded_tokens(batch, lengths), names)
+                queue.appendleft(batch)
+                continue
+            check_rows(rows, self.dim, names)
+            yield batch, rows
+
+    @staticmethod
+    def name(ids: Sequence[str] | None, index: int) -> str:
+        return f"#{index}" if ids is None else f"{ids[index]!r} (#{index})"
+
+    def try_forward(self, tokens: list[np.ndarray], names: list[str]) -> np.ndarray | None:
+        """Rows for one batch, or None if it ran out of GPU memory and can be split."""
+        try:
+            return self.forward(tokens)
+        except torch.cuda.OutOfMemoryError as exc:
+            if len(tokens) == 1:
+                raise torch.cuda.OutOfMemoryError(
+                    f"sequence {names[0]} ({len(tokens[0])} tokens) alone does not fit in "
+                    f"{self.device} memory at {self.precision}: {exc}") from exc
+        return None  # the handler has returned: its frames (and activations) are released
+
+    def shrink(self, failed_tokens: int, names: list[str]) -> None:
+        """Halve the budget below the batch that failed, so that it splits on retry."""
+        self.tokens_per_batch = max(1, min(self.tokens_per_batch, failed_tokens) // 2)
+        log.warning("out of memory on a batch of %d sequences (%d padded tokens, %s..%s); "
+                    "retrying with tokens_per_batch=%d", len(names), failed_tokens, names[0],
+                    names[-1], self.tokens_per_batch)
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    @torch.inference_mode()
+    def forward(self, tokens: list[np.ndarray]) -> np.ndarray:
+        batch = pad_batch(tokens, self.pad_id)
+        lengths = torch.tensor([len(t) for t in tokens])
+        if self.device.type == "cuda":
+            batch, lengths = batch.pin_memory(), lengths.pin_memory()
+        batch = batch.to(self.device, non_blocking=True)
+        return self.pooled(batch, lengths.to(self.device, non_blocking=True)).cpu().numpy()
+
+
+def split_batch(batch: list[int], lengths: Sequence[int], budget: int) -> list[list[int]]:
+    """Re-cut `batch` (input indices) into sub-batches that fit `budget`."""
+    return [[batch[j] for j in sub] for sub in token_batches([lengths[i] for i in batch], budget)]
+
+
+class EsmEncoder(Encoder):
+    """ESM (fair-esm) protein encoder: `EsmEncoder(model, alphabet, ...).embed(proteins)`.
+
+    The model is moved to `device` and cast to `precision` in place."""
+
+    def __init__(self, model: torch.nn.Module, alphabet, device: str = "cpu",
+                 precision: str = "fp32", tokens_per_batch: int | None = None):
+        super().__init__(device, precision, tokens_per_batch)
+        self.model = model.eval().to(device=self.device, dtype=self.dtype)
+        self.alphabet = alphabet
+        self.dim = model.embed_tokens.embedding_dim
+        self.pad_id = alphabet.padding_idx
+        self.layer = model.num_layers
+        self.fast = FastEsm2(self.model) if precision != "fp32" and is_esm2(model) else None
+        self.max_residues = ESM1_MAX_RESIDUES if has_learned_positions(model) else None
+        self.lookup = byte_lookup(alphabet)
+
+    def tokenize(self, seqs: Sequence[str]) -> list[np.ndarray]:
+        """BOS + residues + EOS as int64 arrays (fair-esm's BatchConverter ids)."""
+        return [self.encode(seq) for seq in seqs]
+
+    def encode(self, seq: str) -> np.ndarray:
+        if "<" in seq:  # explicit special tokens such as <mask>: fair-esm's own splitter
+            body = np.asarray(self.alphabet.encode(seq), dtype=np.int64)
+        else:
+            body = self.lookup[np.frombuffer(seq.upper().encode("ascii"), dtype=np.uint8)]
+        if self.max_residues is not None:
+            body = body[: self.max_residues]
+        return np.concatenate(([self.alphabet.cls_idx], body, [self.alphabet.eos_idx]))
+
+    def hidden(self, tokens: torch.Tensor) -> torch.Tensor:
+        if self.fast is not None:
+            return self.fast(tokens)
+        return self.model(tokens, repr_layers=[self.layer])["representations"][self.layer]
+
+    def pooled(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(tokens.shape[1], device=tokens.device)
+        last = (lengths - 2).clamp(max=ESM_POOL_MAX).unsqueeze(1)  # residues: BOS/EOS off
+        keep = (positions >= 1) & (positions <= last)
+        return masked_mean(self.hidden(tokens), keep)
+
+
+def is_esm2(model: torch.nn.Module) -> bool:
+    from esm.model.esm2 import ESM2
+
+    return isinstance(model, ESM2)
+
+
+def has_learned_positions(model: torch.nn.Module) -> bool:
+    from esm.modules import LearnedPositionalEmbedding
+
+    return isinstance(getattr(model, "embed_positions", None), LearnedPositionalEmbedding)
+
+
+def byte_lookup(alphabet) -> np.ndarray:
+    """uint8 byte -> token id for one-letter tokens; any other byte -> <unk>."""
+    table = np.full(256, alphabet.unk_idx, dtype=np.int64)
+    for token, index in alphabet.tok_to_idx.items():
+        if len(token) == 1 and token.isascii():
+            table[ord(token)] = index
+    return table
+
+
+class DnabertEncoder(Encoder):
+    """DNABERT-S nucleotide encoder: `DnabertEncoder(model, tokenizer, ...).embed(dna)`.
+
+    `model.forward(input_ids, attention_mask) -> [B, T, H]`; `tokenizer` is the model's
+    fast tokenizer (adds [CLS]/[SEP]); without one only `embed_tokens` works. The model is
+    moved and cast in place; fp32 uses eager attention (the reference), bf16/fp16 SDPA."""
+
+    def __init__(self, model: torch.nn.Module, tokenizer=None, device: str = "cpu",
+                 precision: str = "fp32", tokens_per_batch: int | None = None):
+        super().__init__(device, precision, tokens_per_batch)
+        self.model = model.eval().to(device=self.device, dtype=self.dtype)
+        self.model.set_attention("eager" if precision == "fp32" else "sdpa")
+        self.tokenizer = tokenizer
+        self.dim = model.config.hidden_size
+        self.pad_id = model.config.pad_token_id if tokenizer is None else tokenizer.pad_token_id
+
+    def tokenize(self, seqs: Sequence[str]) -> list[np.ndarray]:
+        if self.tokenizer is None:
+            raise ValueError("DnabertEncoder was built without a tokenizer; use embed_tokens")
+        encoded = self.tokenizer(list(seqs), add_special_tokens=True)["input_ids"]
+        return [np.asarray(ids, dtype=np.int64) for ids in encoded]
+
+    def pooled(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(tokens.shape[1], device=tokens.device)
+        keep = positions < lengths.unsqueeze(1)  # every real token, [CLS] and [SEP] included
+        return masked_mean(self.model(tokens, keep.long()), keep)
+
+
+# ---- files: FASTA in, safetensors out ------------------------------------------------------
+
+def open_encoder(model: str, model_path: str | None = None, device: str = "cpu",
+                 precision: str = "fp32", tokens_per_batch: int | None = None,
+                 cache=None) -> Encoder:
+    """Resolve `model` (registry name; `model_path` overrides where it is), verify, load,
+    and wrap it: DNABERT-kind models embed nucleotides, ESM-kind models proteins."""
+    from .models import ModelCache, get_spec, load_dnabert, load_esm, spec_from_path
+
+    spec = get_spec(model)
+    if spec.kind not in ("dnabert", "esm"):
+        raise ConfigError(f"model {model!r} is a {spec.kind}, not an encoder; give a DNABERT "
+                          "or ESM model (e.g. dnabert-s, esm2-3b, esm1v_t33_650M_UR90S_1)")
+    if model_path is not None:
+        spec = spec_from_path(model_path, spec.kind)
+    path = (cache or ModelCache()).prewarm(spec)
+    if spec.kind == "dnabert":
+        tokenizer, loaded = load_dnabert(path)
+        return DnabertEncoder(loaded, tokenizer, device, precision, tokens_per_batch)
+    loaded, alphabet = load_esm(path)
+    return EsmEncoder(loaded, alphabet, device, precision, tokens_per_batch)
+
+
+def embed_fasta(input_path: str | Path, out_path: str | Path, encoder: Encoder) -> int:
+    """Embed every record of `input_path` and write `out_path` (see write_embeddings).
+    Returns the number of rows."""
+    from .sequences.reader import iter_records
+
+    alphabet = "protein" if isinstance(encoder, EsmEncoder) else "dna"
+    records = list(iter_records(input_path, alphabet=alphabet))
+    ids = [r.id for r in records]
+    rows = encoder.embed([r.seq for r in records], ids)
+    write_embeddings(out_path, ids, rows)
+    return len(ids)
+
+
+def write_embeddings(path: str | Path, ids: Sequence[str], rows: np.ndarray) -> None:
+    """safetensors file: tensor `embeddings` float32 [N, D] and metadata `ids` (JSON list)."""
+    from safetensors.torch import save
+
+    if rows.dtype != np.float32 or rows.shape[0] != len(ids):
+        raise IntegrityError(f"{path}: {rows.shape[0]} rows of {rows.dtype} for {len(ids)} ids")
+    tensors = {"embeddings": torch.from_numpy(np.ascontiguousarray(rows))}
+    atomic_write(path, save(tensors, metadata={"ids": json.dumps(list(ids))}))
+
+
+def read_embeddings(path: str | Path) -> tuple[list[str], np.ndarray]:
+    """(ids, float32 [N, D]) from a file written by write_embeddings."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="np") as handle:
+        ids = json.loads(handle.metadata()["ids"])
+        return ids, handle.get_tensor("embeddings")
