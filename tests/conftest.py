@@ -1,9 +1,14 @@
-"""Shared fixtures."""
+"""Shared fixtures: golden files, the tiny model cache, a real SLURM test cluster."""
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
+from tests.executors.slurm_cluster import (APT_PACKAGES, SlurmCluster, install_allowed,
+                                           install_slurm, missing_binaries)
 from tests.helpers import GOLDEN
 
 
@@ -28,3 +33,33 @@ def tiny_cache(tmp_path_factory) -> Path:
         for spec in resolve_profile("tiny", size).specs():
             cache.prewarm(spec)
     return root
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """slurmctld + slurmd on free ports in a temp dir; SLURM_CONF and PATH point at it.
+
+    Missing SLURM binaries are installed only with CI=true or VIRNUC_INSTALL_SLURM=1; otherwise
+    the tests that need the cluster are skipped, saying what to install.
+    """
+    if missing_binaries():
+        if not install_allowed():
+            pytest.skip(f"SLURM not installed ({', '.join(missing_binaries())} missing): "
+                        f"apt-get install {' '.join(APT_PACKAGES)}, or set VIRNUC_INSTALL_SLURM=1")
+        install_slurm()
+    root = Path(tempfile.mkdtemp(prefix="vslurm-"))   # short path: slurmd puts sockets here
+    cluster = SlurmCluster(root)
+    cluster.start()
+    saved = {k: os.environ.get(k) for k in ("SLURM_CONF", "PATH")}
+    os.environ.update(cluster.env())
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        if os.environ.get("VIRNUC_KEEP_SLURM") != "1":   # keep state and logs for debugging
+            shutil.rmtree(root, ignore_errors=True)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

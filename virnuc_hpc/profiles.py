@@ -9,6 +9,7 @@ The container command itself comes from $VIRNUC_CONTAINER_CMD (default `apptaine
 from __future__ import annotations
 
 import math
+import json
 import os
 import re
 import shlex
@@ -73,9 +74,18 @@ class Profile:
             return inner
         cache = Path(self.cache or _default_cache()).expanduser().resolve()
         wrapper = shlex.split(os.environ.get("VIRNUC_CONTAINER_CMD", "apptainer"))
-        return [*wrapper, "exec", "--nv", "-B", f"{cache}:{CONTAINER_MODELS}:ro",
-                "-B", str(Path(run_dir).resolve()), "--env",
+        binds = ["-B", f"{cache}:{CONTAINER_MODELS}:ro", "-B", str(Path(run_dir).resolve())]
+        return [*wrapper, "exec", "--nv", *binds, *_input_bind(run_dir), "--env",
                 f"VIRNUC_HPC_CACHE={CONTAINER_MODELS}", self.image, *inner]
+
+
+def _input_bind(run_dir: str | Path) -> list[str]:
+    """Tasks re-read the planned input at its path: bind its folder, read-only, at that path."""
+    plan = Path(run_dir) / "plan.json"
+    if not plan.is_file():
+        return []
+    folder = Path(json.loads(plan.read_text())["input"]["path"]).parent
+    return ["-B", f"{folder}:{folder}:ro"]
 
 
 def _default_cache() -> str:

@@ -90,18 +90,12 @@ def built(work):
 
 
 @pytest.fixture(scope="module")
-def host_has_predict(work) -> bool:
-    return _host("predict", "--help", cache=work).returncode == 0
-
-
-@pytest.fixture(scope="module")
-def container(work, built, host_has_predict):
+def container(work, built):
     """The tiny model cache is made on the host first and bound read-only at /models."""
     podman, tag = built
     cache = _shareable_dir(work / "models", 0o755)
-    if host_has_predict:
-        fetched = _host("models", "fetch", "--profile", "tiny", cache=cache)
-        assert fetched.returncode == 0, fetched.stderr
+    fetched = _host("models", "fetch", "--profile", "tiny", cache=cache)
+    assert fetched.returncode == 0, fetched.stderr
     out = _shareable_dir(work / "ctr", 0o777)  # the image's user is not the host's
     name = f"virnuc-test-{uuid.uuid4().hex[:12]}"
     mounts = [f"{cache}:/models:ro", f"{EXAMPLE.parent}:/in:ro", f"{out}:/out"]
@@ -152,9 +146,7 @@ def _unreadable_by_others(root: Path) -> list[str]:
     return [str(path) for path in root.rglob("*") if shut(path)]
 
 
-def test_predict_in_the_container_equals_the_host(container, host_has_predict):
-    if not host_has_predict:
-        pytest.skip(f"`{CLI} predict` is not available on the host yet")
+def test_predict_in_the_container_equals_the_host(container):
     host_out = container.work / "host"
     tiny = ("--models", "tiny")
     host = _host("predict", str(EXAMPLE), "-o", str(host_out), *tiny, cache=container.cache)
@@ -168,3 +160,64 @@ def test_predict_in_the_container_equals_the_host(container, host_has_predict):
         in_container = (container.out / "run" / name).read_text()
         assert in_container.count("\n") > 1, name
         assert in_container == (host_out / name).read_text(), name
+
+
+PODMAN_AS_APPTAINER = """#!/bin/bash
+# Stand-in for `apptainer exec --nv -B SRC[:DST[:ro]]... --env K=V IMAGE virnuc-hpc ARGS...`:
+# the apptainer profile's own job script, each task run by podman on the built image.
+[ "$1" = exec ] || exit 90
+shift
+args=()
+while [ "${1:0:1}" = - ]; do
+  case "$1" in
+    --nv) shift ;;
+    -B) case "$2" in *:*) args+=(-v "$2") ;; *) args+=(-v "$2:$2") ;; esac; shift 2 ;;
+    --env) args+=(-e "$2"); shift 2 ;;
+    *) echo "stand-in: unexpected option $1" >&2; exit 91 ;;
+  esac
+done
+image="$1"; shift
+[ "$1" = virnuc-hpc ] || exit 92
+shift
+echo "$image $*" >> %(log)s
+export CONTAINERS_CONF=%(conf)s
+exec %(podman)s run --rm --network=none --user 0 "${args[@]}" --entrypoint virnuc-hpc \
+  "$image" "$@"
+"""
+
+
+def test_apptainer_profile_runs_on_slurm_with_podman_standing_in(container, slurm_cluster,
+                                                                  monkeypatch):
+    """`submit --profile apptainer` on the real test cluster: every array task and the reduce
+    job run the generated `apptainer exec ...` line, here executed by podman on the image."""
+    from virnuc_hpc.executors.base import read_record, submissions
+    from virnuc_hpc.executors.slurm import SlurmExecutor
+    from virnuc_hpc.profiles import load_profile
+
+    podman, work = container.podman, container.work
+    stand_in = work / "apptainer"
+    calls = work / "apptainer-calls.log"
+    stand_in.write_text(PODMAN_AS_APPTAINER % {"conf": podman.conf, "log": calls,
+                                               "podman": " ".join(podman.command())})
+    stand_in.chmod(0o755)
+    monkeypatch.setenv("VIRNUC_CONTAINER_CMD", str(stand_in))
+    run_dir, host_out = work / "slurm-apptainer", work / "host-ref"
+    host = _host("predict", str(EXAMPLE), "-o", str(host_out), "--models", "tiny",
+                 cache=container.cache)
+    assert host.returncode == 0, host.stderr
+    start = time.monotonic()
+    submitted = _host("submit", str(EXAMPLE), "--run-dir", str(run_dir), "--models", "tiny",
+                      "--shards", "2", "--profile", "apptainer", "--image", container.tag,
+                      "--cache", str(container.cache), "--partition", "debug", "--time", "20",
+                      "--cpus-per-task", "1", "--mem", "1G", cache=container.cache)
+    assert submitted.returncode == 0, submitted.stderr
+    sub = submissions(read_record(run_dir))[-1]
+    outcome = SlurmExecutor(load_profile("apptainer"), poll_s=1).wait(sub, timeout=900)
+    _timed("slurm_apptainer_run_seconds", start)
+    assert outcome.failed == [] and outcome.reduce.state == "completed", outcome
+    lines = calls.read_text().splitlines()
+    assert sorted(line.split()[1:2] + line.split()[-1:] for line in lines) == \
+        [["reduce", str(run_dir)], ["run-task", "0"], ["run-task", "1"]]
+    assert all(line.split()[0] == container.tag for line in lines)
+    for name in RESULT_FILES:
+        assert (run_dir / name).read_text() == (host_out / name).read_text(), name

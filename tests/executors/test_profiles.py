@@ -63,6 +63,10 @@ def test_container_wrapper_binds_cache_and_run_and_can_be_replaced(tmp_path, mon
     assert argv == ["apptainer", "exec", "--nv", "-B", f"{tmp_path / 'models'}:/models:ro",
                     "-B", str(run), "--env", "VIRNUC_HPC_CACHE=/models", "/img/virnuc.sif",
                     "virnuc-hpc", "run-task", str(run), "--index", "3"]
+    run.mkdir()
+    (run / "plan.json").write_text('{"input": {"path": "/data/reads/in.fa"}}')
+    bound = task_argv_for(prof, run)(3)
+    assert bound[5:9] == ["-B", str(run), "-B", "/data/reads:/data/reads:ro"]  # tasks read it
     monkeypatch.setenv("VIRNUC_CONTAINER_CMD", "singularity --quiet")
     assert task_argv_for(prof, run)(0)[:3] == ["singularity", "--quiet", "exec"]
     plain = task_argv_for(load_profile("slurm"), run)(0)
