@@ -7,7 +7,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 CHUNK = 1 << 20
 
@@ -30,24 +30,45 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-@contextmanager
-def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
-    """Open a unique temp file beside `path`; on success fsync it, rename it over `path`
-    and fsync the directory. On error the temp file is removed and `path` is untouched."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def temp_beside(path: Path) -> Path:
+    """A new, unique, empty temp file in `path`'s directory (so the final rename is atomic),
+    with the mode open() would give (mkstemp alone gives 0600)."""
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, FILE_MODE)
+    os.close(fd)
+    return Path(name)
+
+
+def publish(tmp: Path, path: Path, check: Callable[[Path], None] | None = None) -> None:
+    """fsync `tmp`, let `check` inspect it (raise to refuse), rename it over `path`, fsync the
+    directory. A reader sees the old file or the complete new one; `tmp` never survives a
+    failure."""
     try:
-        os.fchmod(fd, FILE_MODE)
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
+        with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        if check is not None:
+            check(tmp)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+@contextmanager
+def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """Write through a temp file beside `path`, published (see `publish`) when the block ends
+    without error; on error `path` is untouched."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_beside(path)
+    try:
+        with open(tmp, "wb") as handle:
+            yield handle
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    publish(tmp, path)
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:

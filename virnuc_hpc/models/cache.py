@@ -54,29 +54,22 @@ def _repair_hint(spec: ModelSpec) -> str:
 
 
 def publish_file(tmp: Path, final: Path, expect_sha256: str | None = None) -> dict:
-    """fsync `tmp` (a temp file in final's directory), check its sha256, rename it over `final`,
-    fsync the directory. Returns the manifest record {sha256, size}."""
-    with open(tmp, "rb+") as handle:
-        os.fsync(handle.fileno())
-    digest = fsio.sha256_file(tmp)
-    if expect_sha256 is not None and digest != expect_sha256:
-        tmp.unlink(missing_ok=True)
-        raise IntegrityError(f"{final}: downloaded sha256 {digest} != expected {expect_sha256}; "
-                             "fix: retry `virnuc-hpc models fetch --repair`")
-    os.replace(tmp, final)
-    fsio.fsync_dir(final.parent)
-    return {"sha256": digest, "size": final.stat().st_size}
+    """Publish `tmp` (a temp file beside `final`) as `final` once its sha256 is the expected
+    one (fsio.publish: fsync, check, rename, directory fsync). Returns {sha256, size}."""
+    record = {}
 
+    def check(path: Path) -> None:
+        record["sha256"] = fsio.sha256_file(path)
+        if expect_sha256 is not None and record["sha256"] != expect_sha256:
+            raise IntegrityError(f"{final}: downloaded sha256 {record['sha256']} != expected "
+                                 f"{expect_sha256}; fix: retry `virnuc-hpc models fetch --repair`")
 
-def _temp_beside(final: Path) -> Path:
-    fd, name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
-    os.fchmod(fd, fsio.FILE_MODE)  # a shared cache: readable by every user, as open() gives
-    os.close(fd)
-    return Path(name)
+    fsio.publish(tmp, final, check)
+    return {**record, "size": final.stat().st_size}
 
 
 def publish_bytes(final: Path, data: bytes) -> dict:
-    tmp = _temp_beside(final)
+    tmp = fsio.temp_beside(final)
     try:
         tmp.write_bytes(data)
         return publish_file(tmp, final, fsio.sha256_bytes(data))
@@ -256,7 +249,7 @@ def _download_hub(spec: ModelSpec, directory: Path, revision: str | None) -> tup
                 if wanted.optional:
                     continue
                 raise
-            tmp = _temp_beside(directory / wanted.name)
+            tmp = fsio.temp_beside(directory / wanted.name)
             shutil.copyfile(got, tmp)
             records[wanted.name] = publish_file(tmp, directory / wanted.name, wanted.sha256)
         return records, commit
@@ -276,7 +269,7 @@ def _download_urls(spec: ModelSpec, directory: Path) -> dict:
         raise _offline_error(spec, RuntimeError("HF_HUB_OFFLINE=1"))
     records = {}
     for wanted in spec.files:
-        tmp = _temp_beside(directory / wanted.name)
+        tmp = fsio.temp_beside(directory / wanted.name)
         try:
             download_url_to_file(wanted.url, str(tmp), progress=True)
             records[wanted.name] = publish_file(tmp, directory / wanted.name, wanted.sha256)
