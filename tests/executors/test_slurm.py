@@ -265,7 +265,7 @@ def test_submit_through_slurm_equals_local_and_resubmit_repairs_a_shard(slurm_cl
                                                                         tiny_cache, tmp_path):
     from tests.helpers import REPO
 
-    reads, common = REPO / "examples" / "reads.fa", ("--models", "tiny", "--shards", "2")
+    reads, common = REPO / "examples" / "reads.fa", ("--models", "tiny", "--shards", "4")
     on_slurm, local = tmp_path / "slurm", tmp_path / "local"
     slurm_args = ("submit", reads, "--run-dir", on_slurm, *common, "--partition", "debug",
                   "--time", "10", "--cpus-per-task", "1", "--mem", "1G")
@@ -287,3 +287,38 @@ def test_submit_through_slurm_equals_local_and_resubmit_repairs_a_shard(slurm_cl
     assert outcome.failed == [] and outcome.reduce.state == COMPLETED
     for name in RESULT_FILES:
         assert (on_slurm / "results" / name).read_bytes() == (local / "results" / name).read_bytes()
+
+
+def test_scancel_mid_run_then_resubmit_equals_a_clean_run(slurm_cluster, tiny_cache, golden,
+                                                          tmp_path):
+    """The real pipeline: one shard cancelled while it computes shows `failed` in status;
+    resubmit reruns only it; the merged results equal a clean local run's."""
+    import json
+
+    from tests.helpers import run_cli
+
+    reads = golden / "generated" / "input.fa"
+    config = tmp_path / "run.yaml"
+    config.write_text("part_rows: 2\n")         # many small parts: the shard runs a while
+    common = ("--models", "tiny", "--shards", "4", "--config", config)
+    on_slurm, clean = tmp_path / "slurm", tmp_path / "clean"
+    cli("submit", reads, "--run-dir", on_slurm, *common, "--partition", "debug", "--time", "10",
+        "--cpus-per-task", "1", "--mem", "1G", "--array-parallelism", "2")
+    sub = submissions(read_record(on_slurm))[-1]
+    heartbeat = on_slurm / "tasks" / "00002" / "heartbeat.json"
+    wait_for(heartbeat, timeout_s=WAIT_S)
+    assert not (on_slurm / "tasks" / "00002" / "DONE").exists()
+    subprocess.run(["scancel", sub.jobs[2]], check=True)
+    outcome = wait_latest(on_slurm)
+    assert outcome.failed == [2]
+    status = json.loads(run_cli("status", on_slurm, "--json").stdout)
+    assert {s["index"]: s["state"] for s in status["shards"]} == \
+        {0: "done", 1: "done", 2: "failed", 3: "done"}
+    assert run_cli("reduce", on_slurm).returncode == 1
+    assert "resubmitted shard(s) 2" in cli("resubmit", on_slurm)
+    assert list(submissions(read_record(on_slurm))[-1].jobs) == [2]
+    outcome = wait_latest(on_slurm)
+    assert outcome.failed == [] and outcome.reduce.state == COMPLETED
+    cli("submit", reads, "--run-dir", clean, *common, "--profile", "local", "--parallel", "2")
+    for name in RESULT_FILES:
+        assert (on_slurm / "results" / name).read_bytes() == (clean / "results" / name).read_bytes()
