@@ -1,15 +1,14 @@
-"""DNABERT-S: the batched, padded forward against a per-sequence reference written here from the
-published MosaicBERT semantics (no padding, eager fp32), and strict loading."""
+"""DNABERT-S: the batched, padded forward against a per-sequence reference (published-style code
+run one unpadded sequence at a time, eager fp32), and strict loading."""
 
-import math
+from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from virnuc_hpc.errors import ConfigError
-from virnuc_hpc.models import load_dnabert, masked_mean
+from virnuc_hpc.models import load_dnabert, masked_mean, reference
 from virnuc_hpc.models.dnabert import alibi_slopes
 from virnuc_hpc.models.tiny import TINY_DNABERT, dnabert_files
 
@@ -31,37 +30,18 @@ def test_alibi_slopes_for_twelve_heads_follow_the_published_rule():
     assert alibi_slopes(8) == pytest.approx(first_eight, rel=1e-12)
 
 
-def reference_hidden(state: dict, ids: torch.Tensor) -> torch.Tensor:
-    """One unpadded sequence through MosaicBERT, written out op by op."""
-    cfg = TINY_DNABERT
-    heads, eps = cfg.num_attention_heads, cfg.layer_norm_eps
-    d = cfg.hidden_size // heads
-    slopes = [2.0 ** -(h + 1) for h in range(8)] + [2.0 ** -(h + 0.5) for h in range(4)]
-    slopes = torch.tensor(slopes)
-    n = len(ids)
-    pos = torch.arange(n)
-    bias = -slopes[:, None, None] * (pos[None, :] - pos[:, None]).abs()[None].float()
+@pytest.fixture(scope="module")
+def published(folder):
+    """The per-sequence reference: published-style code (published_standin/, unpadded,
+    one sequence at a time) on the folder's weights."""
+    layers = reference.import_published(Path(__file__).parent / "published_standin")
+    state = torch.load(folder / "pytorch_model.bin", weights_only=True)
+    return reference.published_model(layers, folder / "config.json", state)
 
-    def ln(x, name):
-        return F.layer_norm(x, x.shape[-1:], state[name + ".weight"], state[name + ".bias"], eps)
 
-    x = state["embeddings.word_embeddings.weight"][ids]
-    x = ln(x + state["embeddings.token_type_embeddings.weight"][0], "embeddings.LayerNorm")
-    for i in range(cfg.num_hidden_layers):
-        p = f"encoder.layer.{i}."
-        qkv = x @ state[p + "attention.self.Wqkv.weight"].T + state[p + "attention.self.Wqkv.bias"]
-        q, k, v = qkv.view(n, 3, heads, d).permute(1, 2, 0, 3)  # each [heads, n, d]
-        probs = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(d) + bias, dim=-1)
-        attn = (probs @ v).permute(1, 0, 2).reshape(n, -1)
-        attn = attn @ state[p + "attention.output.dense.weight"].T
-        attn = attn + state[p + "attention.output.dense.bias"]
-        x = ln(attn + x, p + "attention.output.LayerNorm")
-        h = x @ state[p + "mlp.gated_layers.weight"].T
-        inter = cfg.intermediate_size
-        h = F.gelu(h[:, :inter], approximate="none") * h[:, inter:]
-        h = h @ state[p + "mlp.wo.weight"].T + state[p + "mlp.wo.bias"]
-        x = ln(h + x, p + "mlp.layernorm")
-    return x
+def reference_hidden(published, ids: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return published(ids[None])[0][0]
 
 
 def hf_tokenizer(folder):
@@ -83,10 +63,9 @@ def test_tokenizer_matches_transformers(folder):
         (theirs.pad_token_id, theirs.cls_token_id, theirs.sep_token_id)
 
 
-def test_batched_padded_forward_matches_per_sequence_reference(folder):
+def test_batched_padded_forward_matches_per_sequence_reference(folder, published):
     _, model = load_dnabert(folder)
     tokenizer = hf_tokenizer(folder)
-    state = torch.load(folder / "pytorch_model.bin", weights_only=True)
     batch = tokenizer(SEQS, return_tensors="pt", padding=True)
     assert batch["attention_mask"].sum(1).unique().numel() > 1  # really padded
     with torch.no_grad():
@@ -96,7 +75,7 @@ def test_batched_padded_forward_matches_per_sequence_reference(folder):
         ids = tokenizer(seq, return_tensors="pt")["input_ids"][0]
         assert ids[0] == tokenizer.cls_token_id and ids[-1] == tokenizer.sep_token_id
         n = len(ids)
-        ref = reference_hidden(state, ids)
+        ref = reference_hidden(published, ids)
         torch.testing.assert_close(hidden[row, :n], ref, atol=1e-5, rtol=0)
         assert not hidden[row, n:].any()  # padded positions come out as zeros
         # VirNucPro: mean over every token, [CLS] and [SEP] included
@@ -115,14 +94,13 @@ def test_sdpa_matches_eager_in_fp32(folder):
         model.set_attention("flash")
 
 
-def test_sequences_longer_than_alibi_starting_size(folder):
+def test_sequences_longer_than_alibi_starting_size(folder, published):
     _, model = load_dnabert(folder)
-    state = torch.load(folder / "pytorch_model.bin", weights_only=True)
     gen = torch.Generator().manual_seed(1)
     ids = torch.randint(5, TINY_DNABERT.vocab_size, (600,), generator=gen)
     with torch.no_grad():
         out = model(ids[None], torch.ones(1, 600, dtype=torch.long))[0]
-    torch.testing.assert_close(out, reference_hidden(state, ids), atol=1e-5, rtol=0)
+    torch.testing.assert_close(out, reference_hidden(published, ids), atol=1e-5, rtol=0)
 
 
 def test_loading_is_strict_both_ways(folder, tmp_path):

@@ -1,11 +1,15 @@
-"""`virnuc-hpc models fetch|verify|list`: fill, check and show the model cache."""
+"""`virnuc-hpc models fetch|verify|list|check-reference`: fill, check and show the model cache,
+and compare the native DNABERT-S with its published code."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from ..errors import ConfigError, UserError
-from ..models import ModelCache, get_spec, resolve_profile
+from ..fsio import sha256_file
+from ..models import ModelCache, get_spec, resolve_profile, spec_from_path
+from ..models import reference
 from ..models.registry import CHUNK_SIZES, PROFILES, REGISTRY
 
 
@@ -33,7 +37,30 @@ def add_parser(sub) -> None:
     _selection_args(verify, None)
     listing = actions.add_parser("list", help="show known and cached models, sizes, state")
     listing.add_argument("--cache", metavar="DIR")
+    _check_reference_args(actions)
     p.set_defaults(func=run)
+
+
+def _check_reference_args(actions) -> None:
+    check = actions.add_parser(
+        "check-reference", help="compare native DNABERT-S with the published model code",
+        description="Run the published DNABERT-S code (bert_layers.py and siblings, e.g. from a "
+                    "zhihan1996/DNABERT-S hub snapshot) one sequence at a time as VirNucPro does, "
+                    "and the native model in padded batches, on the same weights; exit 1 if "
+                    "any mean embedding differs by more than the tolerance. This is the only "
+                    "command that runs the published code, and only from the folder you name.")
+    check.add_argument("--code", required=True, metavar="DIR",
+                       help="folder holding the published bert_layers.py")
+    check.add_argument("--model", default="dnabert-s",
+                       help="cached DNABERT model whose weights and tokenizer to use")
+    check.add_argument("--model-path", metavar="DIR", help="a DNABERT-style folder instead")
+    check.add_argument("--random-weights", action="store_true",
+                       help="replace the weights by seeded random ones of the same shapes")
+    check.add_argument("--sequences", type=int, default=24, help="random DNA sequences to embed")
+    check.add_argument("--seed", type=int, default=0)
+    check.add_argument("--tolerance", type=float, default=reference.TOLERANCE,
+                       help="max abs difference of mean embeddings (default %(default)g)")
+    check.add_argument("--cache", metavar="DIR")
 
 
 def selected_specs(args, cache: ModelCache) -> list:
@@ -59,7 +86,9 @@ def _size(n: int) -> str:
 
 def run(args) -> int:
     cache = ModelCache(args.cache)
-    return {"fetch": _fetch, "verify": _verify, "list": _list}[args.models_action](args, cache)
+    actions = {"fetch": _fetch, "verify": _verify, "list": _list,
+               "check-reference": _check_reference}
+    return actions[args.models_action](args, cache)
 
 
 def _fetch(args, cache: ModelCache) -> int:
@@ -97,3 +126,30 @@ def _list(args, cache: ModelCache) -> int:
         status = cache.status(spec)
         print(f"{name}\t{spec.kind}\t{status.state}\t{_size(status.size)}\t{spec.source}")
     return 0
+
+
+def _check_reference(args, cache: ModelCache) -> int:
+    spec = get_spec(args.model)
+    if spec.kind != "dnabert":
+        raise ConfigError(f"model {args.model!r} is a {spec.kind}; check-reference compares "
+                          "DNABERT models (e.g. dnabert-s, tiny-dnabert-s)")
+    if args.model_path:
+        spec = spec_from_path(args.model_path, "dnabert")
+    weights = cache.prewarm(spec)
+    report = reference.check_dnabert(args.code, weights, random_weights=args.random_weights,
+                                     seed=args.seed, count=args.sequences,
+                                     tolerance=args.tolerance)
+    code = Path(args.code) / f"{reference.PUBLISHED_MODULE}.py"
+    print(f"published code: {code} (sha256 {sha256_file(code)[:16]})")
+    print(f"weights: {weights}" + (f", replaced by random (seed {args.seed})"
+                                   if args.random_weights else ""))
+    print(f"tokenizer: {_TOKENS[report.tokens_equal]}")
+    verdict = "OK" if report.ok else "FAILED"
+    print(f"{report.sequences} random DNA sequences: max abs difference of mean embeddings "
+          f"{report.max_abs:.3g} (worst {report.worst}); tolerance {report.tolerance:g}: {verdict}")
+    return 0 if report.ok else 1
+
+
+_TOKENS = {True: "token ids equal to transformers' PreTrainedTokenizerFast",
+           False: "token ids DIFFER from transformers' PreTrainedTokenizerFast",
+           None: "not compared (transformers not installed)"}

@@ -41,7 +41,7 @@ def _generator(seed: int, salt: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1000 + salt)
 
 
-def _random_param(name: str, shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
+def random_param(name: str, shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
     noise = torch.randn(shape, generator=gen)
     if "norm" in name.lower() and name.endswith("weight"):
         return 1.0 + 0.1 * noise
@@ -152,7 +152,7 @@ def _dnabert_config_json(cfg: DnabertConfig) -> dict:
 def dnabert_files(seed: int = SEED, cfg: DnabertConfig = TINY_DNABERT) -> dict[str, bytes]:
     """A DNABERT-S folder: config.json, pytorch_model.bin, tokenizer files."""
     gen = _generator(seed, 2)
-    state = {k: _random_param(k, s, gen) for k, s in dnabert_state_shapes(cfg).items()}
+    state = {k: random_param(k, s, gen) for k, s in dnabert_state_shapes(cfg).items()}
     special = {"unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]",
                "pad_token": "[PAD]", "mask_token": "[MASK]"}
     tokenizer_config = special | {"tokenizer_class": "PreTrainedTokenizerFast",
@@ -187,7 +187,7 @@ def esm_checkpoint(seed: int = SEED, layers: int = 2, dim: int = 64, heads: int 
     gen = _generator(seed, 3)
     with torch.no_grad():
         for name, param in sorted(model.named_parameters()):
-            param.copy_(_random_param(name, tuple(param.shape), gen))
+            param.copy_(random_param(name, tuple(param.shape), gen))
     state = {}
     for name, tensor in model.state_dict().items():
         key = _esm_checkpoint_key(name)
