@@ -29,10 +29,10 @@ def main() -> None:
     root, counter, start, mode = sys.argv[1:5]
     produce = cache.ModelCache.produce
 
-    def counting_produce(self, spec, previous=None):
+    def counting_produce(self, spec, *args, **kwargs):
         with open(counter, "a") as handle:
             handle.write(spec.name + "\n")
-        return produce(self, spec, previous)
+        return produce(self, spec, *args, **kwargs)
 
     cache.ModelCache.produce = counting_produce
     if mode == "nolock":

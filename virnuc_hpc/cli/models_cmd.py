@@ -10,6 +10,7 @@ from ..errors import ConfigError, UserError
 from ..fsio import sha256_file
 from ..models import ModelCache, get_spec, resolve_profile, spec_from_path
 from ..models import reference
+from ..models.cache import check_revision
 from ..models.registry import CHUNK_SIZES, PROFILES, REGISTRY
 
 
@@ -32,7 +33,12 @@ def add_parser(sub) -> None:
     fetch = actions.add_parser("fetch", help="download (real) or generate (tiny) models")
     _selection_args(fetch, "real")
     fetch.add_argument("--repair", action="store_true",
-                       help="re-fetch the files of an entry that fails verification")
+                       help="re-fetch the files of an entry that fails verification (or, "
+                            "with --revision, is at another revision)")
+    fetch.add_argument("--revision", metavar="REV",
+                       help="Hugging Face hub models only: the branch, tag or commit to fetch "
+                            "(default: the registry's; the resolved commit is recorded and "
+                            "later repairs fetch it)")
     verify = actions.add_parser("verify", help="re-hash cached models against their MANIFEST")
     _selection_args(verify, None)
     listing = actions.add_parser("list", help="show known and cached models, sizes, state")
@@ -92,8 +98,11 @@ def run(args) -> int:
 
 
 def _fetch(args, cache: ModelCache) -> int:
-    for spec in selected_specs(args, cache):
-        path = cache.fetch(spec, repair=args.repair)
+    specs = selected_specs(args, cache)
+    for spec in specs:
+        check_revision(spec, args.revision)  # before fetching anything
+    for spec in specs:
+        path = cache.fetch(spec, repair=args.repair, revision=args.revision)
         note = "" if spec.biologically_meaningful else " (tiny: not biologically meaningful)"
         print(f"{spec.name}\t{path}{note}")
     return 0

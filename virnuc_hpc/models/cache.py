@@ -16,9 +16,9 @@ from pathlib import Path
 from filelock import FileLock
 
 from .. import fsio
-from ..errors import IntegrityError, UserError
+from ..errors import ConfigError, IntegrityError, UserError
 from . import tiny
-from .registry import ModelSpec
+from .registry import REGISTRY, ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,7 @@ MANIFEST = "MANIFEST.json"
 LOCK_NAME = ".prewarm.lock"
 LOCK_TIMEOUT_S = 6 * 3600  # a 3B checkpoint over a slow link
 FORMAT = 1
+TRUE_VALUES = {"1", "ON", "YES", "TRUE"}  # as huggingface_hub reads HF_HUB_OFFLINE
 
 
 class MissingModelError(UserError):
@@ -166,9 +167,11 @@ class ModelCache:
         self.root.mkdir(parents=True, exist_ok=True)
         return FileLock(str(self.root / LOCK_NAME), timeout=LOCK_TIMEOUT_S)
 
-    def prewarm(self, spec: ModelSpec, download: bool = False) -> Path:
+    def prewarm(self, spec: ModelSpec, download: bool = False,
+                revision: str | None = None) -> Path:
         """Return the verified path of `spec`, generating a tiny entry (or, with download=True,
-        downloading a real one) first if the cache lacks it. Never repairs a corrupt entry."""
+        downloading a real one, at `revision` for hub models) first if the cache lacks it.
+        Never repairs a corrupt entry."""
         try:
             return self.verify(spec)
         except MissingModelError:
@@ -178,21 +181,41 @@ class ModelCache:
             try:
                 return self.verify(spec)  # published by another task while we waited
             except MissingModelError:
-                self.produce(spec)
+                self.produce(spec, revision=revision)
         return self.verify(spec)
 
-    def fetch(self, spec: ModelSpec, repair: bool = False) -> Path:
-        """`models fetch`: download (or generate) the entry; with repair, re-produce the files
-        that fail verification."""
+    def fetch(self, spec: ModelSpec, repair: bool = False, revision: str | None = None) -> Path:
+        """`models fetch`: download (or generate) the entry, at `revision` (a hub branch, tag or
+        commit) when given. A verified entry is kept; one at another revision is an error.
+        With repair, an entry that fails verification or is at another revision is fetched
+        again (at its recorded commit unless `revision` is given)."""
+        check_revision(spec, revision)
         if not repair or spec.source == "path":
-            return self.prewarm(spec, download=True)
+            path = self.prewarm(spec, download=True, revision=revision)
+            if not self._at_revision(spec, revision):
+                raise UserError(
+                    f"{self.entry_dir(spec)} holds {spec.name} at revision "
+                    f"{self.manifest(spec).get('revision')}, not {revision}; fix: add --repair "
+                    f"to replace it: `virnuc-hpc models fetch --repair --revision {revision} "
+                    f"--model {spec.name}`")
+            return path
         with self.lock():
             try:
-                return self.verify(spec)
+                path = self.verify(spec)
+                if self._at_revision(spec, revision):
+                    return path
+                log.warning("replacing %s by its revision %s", spec.name, revision)
             except (MissingModelError, IntegrityError) as exc:
                 log.warning("repairing %s: %s", spec.name, exc)
-                self.produce(spec, previous=self._readable_manifest(spec))
+            self.produce(spec, previous=self._readable_manifest(spec), revision=revision)
         return self.verify(spec)
+
+    def _at_revision(self, spec: ModelSpec, revision: str | None) -> bool:
+        """Whether the (verified) entry is at `revision`: its recorded commit or the branch,
+        tag or commit it was fetched as."""
+        manifest = self.manifest(spec) or {}
+        return revision is None or revision in (manifest.get("revision"),
+                                                manifest.get("requested_revision"))
 
     def _readable_manifest(self, spec: ModelSpec) -> dict | None:
         try:
@@ -200,21 +223,27 @@ class ModelCache:
         except IntegrityError:
             return None
 
-    def produce(self, spec: ModelSpec, previous: dict | None = None) -> None:
-        """Write every file of the entry (each renamed in whole), then the MANIFEST."""
+    def produce(self, spec: ModelSpec, previous: dict | None = None,
+                revision: str | None = None) -> None:
+        """Write every file of the entry (each renamed in whole), then the MANIFEST. Hub
+        models: at `revision`, else at the commit `previous` (the old MANIFEST) records, else
+        at the registry's revision."""
         directory = self.entry_dir(spec)
         directory.mkdir(parents=True, exist_ok=True)
+        previous = previous or {}
+        requested = None
         if spec.generated:
             records = self._generate(spec, directory)
-            revision = f"tiny-seed-{tiny.SEED}"
+            commit = f"tiny-seed-{tiny.SEED}"
         elif spec.source.startswith("hf:"):
-            revision = (previous or {}).get("revision") or spec.revision
-            records, revision = _download_hub(spec, directory, revision)
+            requested = revision or previous.get("requested_revision") or spec.revision
+            records, commit = _download_hub(
+                spec, directory, revision or previous.get("revision") or spec.revision)
         else:
-            records, revision = _download_urls(spec, directory), None
+            records, commit = _download_urls(spec, directory), None
         manifest = {
             "format": FORMAT, "name": spec.name, "kind": spec.kind, "dim": spec.dim,
-            "source": spec.source, "revision": revision,
+            "source": spec.source, "revision": commit, "requested_revision": requested,
             "biologically_meaningful": spec.biologically_meaningful, "files": records,
         }
         fsio.atomic_write(directory / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
@@ -225,34 +254,51 @@ class ModelCache:
         return {name: publish_bytes(directory / name, data) for name, data in files.items()}
 
 
+def offline_mode() -> bool:
+    """HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) set true, read as huggingface_hub reads it."""
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return value.upper() in TRUE_VALUES
+
+
+def check_revision(spec: ModelSpec, revision: str | None) -> None:
+    """A revision (branch, tag or commit) can only be asked of Hugging Face hub models."""
+    if revision is not None and not spec.source.startswith("hf:"):
+        hub = sorted(name for name, s in REGISTRY.items() if s.source.startswith("hf:"))
+        raise ConfigError(f"--revision applies to Hugging Face hub models only "
+                          f"({', '.join(hub)}), not to {spec.name} ({spec.source})")
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
+
+
 def _offline_error(spec: ModelSpec, exc: Exception) -> UserError:
     return UserError(
-        f"cannot download {spec.name} ({type(exc).__name__}: {exc}); fix: run "
+        f"cannot download {spec.name} ({_one_line(exc)}); fix: run "
         f"{_fetch_hint(spec)} on a machine with internet (HF_HUB_OFFLINE unset) and share the "
         "cache through VIRNUC_HPC_CACHE")
 
 
 def _download_hub(spec: ModelSpec, directory: Path, revision: str | None) -> tuple[dict, str]:
-    """DNABERT-style files from the Hugging Face hub at one resolved commit."""
-    from huggingface_hub import HfApi, hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError
+    """DNABERT-style files from the Hugging Face hub at the one commit `revision` (a branch,
+    tag or commit) resolves to."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import RevisionNotFoundError
 
-    repo = spec.source.removeprefix("hf:")
     staging = Path(tempfile.mkdtemp(dir=directory, prefix=".hub-"))
     try:
-        commit = HfApi().model_info(repo, revision=revision).sha
+        commit = HfApi().model_info(spec.source.removeprefix("hf:"), revision=revision).sha
         records = {}
         for wanted in spec.files:
-            try:
-                got = hf_hub_download(repo, wanted.name, revision=commit, local_dir=staging)
-            except EntryNotFoundError:
-                if wanted.optional:
-                    continue
-                raise
-            tmp = fsio.temp_beside(directory / wanted.name)
-            shutil.copyfile(got, tmp)
-            records[wanted.name] = publish_file(tmp, directory / wanted.name, wanted.sha256)
+            got = _hub_file(spec, wanted, commit, staging)
+            if got is not None:
+                tmp = fsio.temp_beside(directory / wanted.name)
+                shutil.copyfile(got, tmp)
+                records[wanted.name] = publish_file(tmp, directory / wanted.name, wanted.sha256)
         return records, commit
+    except RevisionNotFoundError as exc:
+        raise UserError(f"{spec.source} has no revision {revision!r}; fix: give a branch, tag or "
+                        "commit of that repository") from exc
     except UserError:
         raise
     except Exception as exc:  # network, offline mode, hub errors: one actionable line
@@ -261,17 +307,30 @@ def _download_hub(spec: ModelSpec, directory: Path, revision: str | None) -> tup
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def _hub_file(spec: ModelSpec, wanted, commit: str, staging: Path) -> str | None:
+    """One file of the hub repository at `commit`; None for an optional file it lacks."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    try:
+        return hf_hub_download(spec.source.removeprefix("hf:"), wanted.name, revision=commit,
+                               local_dir=staging)
+    except EntryNotFoundError as exc:
+        if wanted.optional:
+            return None
+        raise UserError(f"{spec.source} at commit {commit} has no {wanted.name}; fix: fetch a "
+                        f"revision of {spec.name} that has it (--revision)") from exc
+
+
 def _download_urls(spec: ModelSpec, directory: Path) -> dict:
     """Direct downloads (fair-esm checkpoints, VirNucPro classifiers)."""
-    from torch.hub import download_url_to_file
-
-    if os.environ.get("HF_HUB_OFFLINE") == "1":
-        raise _offline_error(spec, RuntimeError("HF_HUB_OFFLINE=1"))
+    if offline_mode():
+        raise _offline_error(spec, RuntimeError("HF_HUB_OFFLINE is set"))
     records = {}
     for wanted in spec.files:
         tmp = fsio.temp_beside(directory / wanted.name)
         try:
-            download_url_to_file(wanted.url, str(tmp), progress=True)
+            _http_get(wanted.url, tmp)
             records[wanted.name] = publish_file(tmp, directory / wanted.name, wanted.sha256)
         except UserError:
             raise
@@ -280,6 +339,21 @@ def _download_urls(spec: ModelSpec, directory: Path) -> dict:
         finally:
             tmp.unlink(missing_ok=True)
     return records
+
+
+def _http_get(url: str, dest: Path) -> None:
+    """GET `url` into `dest`. A body of another length than its Content-Length raises: urllib
+    reads a dropped connection as a normal end of the body."""
+    from urllib.request import Request, urlopen
+
+    with urlopen(Request(url, headers={"User-Agent": "virnuc-hpc"}), timeout=60) as response:
+        expected = response.headers.get("Content-Length")
+        log.info("downloading %s (%s bytes)", url, expected or "unknown")
+        with open(dest, "wb") as out:
+            shutil.copyfileobj(response, out, fsio.CHUNK)
+            size = out.tell()
+    if expected is not None and size != int(expected):
+        raise OSError(f"{url}: connection dropped after {size} of {expected} bytes")
 
 
 def model_fingerprint(spec: ModelSpec, path) -> str:
