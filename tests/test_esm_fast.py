@@ -90,3 +90,24 @@ def test_reduced_precision_rows_stay_within_cosine(dtype):
 def test_rejects_other_architectures():
     with pytest.raises(TypeError, match="ESM2"):
         FastEsm2(torch.nn.Linear(2, 2))
+
+
+def test_compiled_layers_match_fair_esm_and_do_not_recompile_per_length():
+    """`compile_layers`: one dynamic-shape graph per mask kind, whatever the batch lengths."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    model = small_esm2(seed=5)
+    fast = FastEsm2(model, compile_layers=True)
+    shapes = []
+    for proteins in (PROTEINS, ["MKV" * 7, "MK"], ["ACDEFGHIKLMNPQRSTVWY" * 3] * 3,
+                     ["MKTAYIAKQRQ", "MKTAYIAKQRQISFVKSHFSRQLEE"]):
+        tokens = batch(proteins)
+        shapes.append(tuple(tokens.shape))
+        with torch.inference_mode():
+            got = fast(tokens)
+        real = tokens.ne(ALPHABET.padding_idx)
+        assert (got - reference(model, tokens))[real].abs().max().item() < 1e-5
+    assert len(set(shapes)) == 4
+    assert counters["stats"]["unique_graphs"] == 2  # with a padding mask, and without

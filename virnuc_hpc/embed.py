@@ -31,6 +31,7 @@ import torch
 from .errors import ConfigError, IntegrityError
 from .fsio import atomic_write
 from .models.esm_fast import FastEsm2
+from .runconfig import check_compile
 
 log = logging.getLogger(__name__)
 
@@ -216,14 +217,21 @@ class EsmEncoder(Encoder):
     The model is moved to `device` and cast to `precision` in place."""
 
     def __init__(self, model: torch.nn.Module, alphabet, device: str = "cpu",
-                 precision: str = "fp32", tokens_per_batch: int | None = None):
+                 precision: str = "fp32", tokens_per_batch: int | None = None,
+                 compile_layers: bool = False):
+        check_compile(compile_layers, precision)
         super().__init__(device, precision, tokens_per_batch)
         self.model = model.eval().to(device=self.device, dtype=self.dtype)
         self.alphabet = alphabet
         self.dim = model.embed_tokens.embedding_dim
         self.pad_id = alphabet.padding_idx
         self.layer = model.num_layers
-        self.fast = FastEsm2(self.model) if precision != "fp32" and is_esm2(model) else None
+        self.fast = None
+        if precision != "fp32" and is_esm2(model):
+            self.fast = FastEsm2(self.model, compile_layers=compile_layers)
+        elif compile_layers:
+            raise ConfigError("compile applies to ESM-2 models (the fused path); "
+                              f"{type(model).__name__} runs fair-esm's own forward")
         self.max_residues = ESM1_MAX_RESIDUES if has_learned_positions(model) else None
         self.lookup = byte_lookup(alphabet)
 
@@ -305,7 +313,7 @@ class DnabertEncoder(Encoder):
 
 def open_encoder(model: str, model_path: str | None = None, device: str = "cpu",
                  precision: str = "fp32", tokens_per_batch: int | None = None,
-                 cache=None) -> Encoder:
+                 cache=None, compile_layers: bool = False) -> Encoder:
     """Resolve `model` (registry name; `model_path` overrides where it is), verify, load,
     and wrap it: DNABERT-kind models embed nucleotides, ESM-kind models proteins."""
     from .models import ModelCache, get_spec, load_dnabert, load_esm, spec_from_path
@@ -318,10 +326,12 @@ def open_encoder(model: str, model_path: str | None = None, device: str = "cpu",
         spec = spec_from_path(model_path, spec.kind)
     path = (cache or ModelCache()).prewarm(spec)
     if spec.kind == "dnabert":
+        if compile_layers:
+            raise ConfigError("--compile applies to ESM-2 models; DNABERT-S runs uncompiled")
         tokenizer, loaded = load_dnabert(path)
         return DnabertEncoder(loaded, tokenizer, device, precision, tokens_per_batch)
     loaded, alphabet = load_esm(path)
-    return EsmEncoder(loaded, alphabet, device, precision, tokens_per_batch)
+    return EsmEncoder(loaded, alphabet, device, precision, tokens_per_batch, compile_layers)
 
 
 def embed_fasta(input_path: str | Path, out_path: str | Path, encoder: Encoder) -> int:

@@ -18,6 +18,7 @@ class RunConfig:
     precision: str = "fp32"
     tokens_per_batch: int | None = None
     part_rows: int = 2048
+    compile: bool = False  # torch.compile the ESM-2 layers of the bf16/fp16 fused path
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -28,6 +29,7 @@ class RunConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        check_compile(self.compile, self.precision)
 
     def as_dict(self) -> dict:
         """Only non-default values: a default run keeps the same fingerprint as before."""
@@ -42,6 +44,15 @@ class RunConfig:
             raise ConfigError(f"unknown run option(s) {', '.join(unknown)}; valid: "
                               f"{', '.join(valid)}")
         return cls(**data)
+
+
+def check_compile(compile_layers, precision: str) -> None:
+    if not isinstance(compile_layers, bool):
+        raise ConfigError(f"compile must be true or false, got {compile_layers!r}")
+    if compile_layers and precision == "fp32":
+        raise ConfigError("compile applies to the bf16/fp16 fused ESM-2 path; fp32 runs "
+                          "fair-esm's reference forward; fix: add --precision bf16, or drop "
+                          "--compile")
 
 
 def load_config(path: str | Path | None = None, **overrides) -> RunConfig:

@@ -43,6 +43,7 @@ class TaskOptions:
     tokens_per_batch: int | None = None
     part_rows: int = RunConfig.part_rows
     heartbeat_s: float = 5.0
+    compile: bool = False
 
 
 class StopRequested(UserError):
@@ -72,7 +73,7 @@ def task_options(run_dir, device: str = "auto") -> TaskOptions:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     heartbeat = float(os.environ.get("VIRNUC_HPC_HEARTBEAT_S", TaskOptions.heartbeat_s))
     return TaskOptions(device, config.precision, config.tokens_per_batch, config.part_rows,
-                       heartbeat)
+                       heartbeat, config.compile)
 
 
 def run_task(run_dir, index: int, options: TaskOptions = TaskOptions()) -> TaskResult:
@@ -188,7 +189,7 @@ class FramePipeline:
         tokenizer, dnabert = models.dnabert
         esm, alphabet = models.esm
         self.dnabert = DnabertEncoder(dnabert, tokenizer, **common)
-        self.esm = EsmEncoder(esm, alphabet, **common)
+        self.esm = EsmEncoder(esm, alphabet, **common, compile_layers=options.compile)
         self.classifier, self.device = models.classifier, options.device
         self.widths = {"dnabert": self.dnabert.dim, "esm": self.esm.dim}
 

@@ -56,6 +56,7 @@ class BenchResult:
     mfu: float
     peak_memory_gib: float
     peak_memory_kind: str
+    compiled: bool = False
 
 
 def add_parser(sub) -> None:
@@ -71,6 +72,8 @@ def add_parser(sub) -> None:
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"),
                    help="default bf16 on cuda, fp32 on cpu")
     p.add_argument("--tokens-per-batch", type=int, metavar="N")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the ESM-2 layers (bf16/fp16; compiled in the warm-up)")
     p.add_argument("--chunk-size", type=int, choices=(300, 500), default=300)
     p.add_argument("--sequences", type=int, default=2000, metavar="N")
     p.add_argument("--repeats", type=int, default=3, help="timed passes; the median is reported")
@@ -90,13 +93,14 @@ def run(args) -> int:
                           "give --device cpu")
     precision = args.precision or ("bf16" if args.device == "cuda" else "fp32")
     result = bench(args.model, args.device, precision, args.tokens_per_batch,
-                   args.chunk_size, args.sequences, args.repeats, args.seed)
+                   args.chunk_size, args.sequences, args.repeats, args.seed, args.compile)
     print(json.dumps(asdict(result)) if args.json else report(result))
     return 0
 
 
 def bench(name: str, device: str, precision: str, tokens_per_batch: int | None,
-          chunk_size: int, n: int, repeats: int, seed: int = 0) -> BenchResult:
+          chunk_size: int, n: int, repeats: int, seed: int = 0,
+          compile_layers: bool = False) -> BenchResult:
     """Build `name` with random weights, embed a synthetic workload, time it."""
     budget = tokens_per_batch or DEFAULT_TOKENS_PER_BATCH[device]
     if device == "cuda":
@@ -104,7 +108,8 @@ def bench(name: str, device: str, precision: str, tokens_per_batch: int | None,
         torch.cuda.reset_peak_memory_stats()
     matmul_dtype = torch.bfloat16 if device == "cuda" else torch.float32
     peak_rate = matmul_rate(device, matmul_dtype)
-    encoder, layer_params, layers, width = build_encoder(name, device, precision, budget)
+    encoder, layer_params, layers, width = build_encoder(name, device, precision, budget,
+                                                         compile_layers)
     rng = np.random.default_rng(seed)
     tokens, tokenize_s = workload(encoder, chunk_size, n, rng)
     lengths = np.array([len(t) for t in tokens])
@@ -121,10 +126,12 @@ def bench(name: str, device: str, precision: str, tokens_per_batch: int | None,
         residues_per_s=(lengths.sum() - specials * n) / median, sequences_per_s=n / median,
         useful_tflops=useful / median / 1e12, matmul_tflops=peak_rate / 1e12,
         matmul_dtype=str(matmul_dtype).removeprefix("torch."),
-        mfu=useful / median / peak_rate, peak_memory_gib=peak, peak_memory_kind=peak_kind)
+        mfu=useful / median / peak_rate, peak_memory_gib=peak, peak_memory_kind=peak_kind,
+        compiled=compile_layers)
 
 
-def build_encoder(name: str, device: str, precision: str, budget: int):
+def build_encoder(name: str, device: str, precision: str, budget: int,
+                  compile_layers: bool = False):
     """(encoder, parameters in the layers, layer count, width) for a random-weight model."""
     torch.manual_seed(0)
     if name == "dnabert-s":
@@ -132,6 +139,8 @@ def build_encoder(name: str, device: str, precision: str, budget: int):
 
         with torch.device(device):
             model = DnabertModel(DnabertConfig())
+        if compile_layers:
+            raise ConfigError("--compile applies to ESM-2 models; DNABERT-S runs uncompiled")
         encoder = DnabertEncoder(model, None, device, precision, budget)
         stack = model.encoder.layer
         return encoder, count(stack), len(stack), model.config.hidden_size
@@ -142,7 +151,7 @@ def build_encoder(name: str, device: str, precision: str, budget: int):
     alphabet = esm.data.Alphabet.from_architecture("ESM-1b")
     with torch.device(device):
         model = ESM2(layers, dim, heads, alphabet, token_dropout=True)
-    encoder = EsmEncoder(model, alphabet, device, precision, budget)
+    encoder = EsmEncoder(model, alphabet, device, precision, budget, compile_layers)
     return encoder, count(model.layers), layers, dim
 
 
@@ -221,6 +230,7 @@ def device_name(device: str) -> str:
 
 def report(r: BenchResult) -> str:
     arch = "fused SDPA attention" if r.precision != "fp32" else "reference forward"
+    arch += ", torch.compile per layer" if r.compiled else ""
     passes = ", ".join(f"{s:.3f}" for s in r.pass_s)
     unit = "proteins" if r.model != "dnabert-s" else "token sequences"
     lines = [

@@ -29,12 +29,14 @@ def add_parser(sub) -> None:
                    help="fp32 is the reference; bf16/fp16 use fused attention")
     p.add_argument("--tokens-per-batch", type=int, metavar="N",
                    help="padded tokens per batch (default 4096 on cpu, 32768 on cuda)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the ESM-2 layers (bf16/fp16 only)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     encoder = open_encoder(args.model, args.model_path, args.device, args.precision,
-                           args.tokens_per_batch)
+                           args.tokens_per_batch, compile_layers=args.compile)
     count = embed_fasta(args.input, args.out, encoder)
     log.info("wrote %d embeddings of width %d to %s", count, encoder.dim, args.out)
     return 0

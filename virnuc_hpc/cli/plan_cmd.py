@@ -26,9 +26,12 @@ def add_plan_options(p, run_dir_required: bool = True) -> None:
     p.add_argument("--models", default="real", metavar="PROFILE",
                    help="model profile: real (the published weights) or tiny (tests, demo)")
     p.add_argument("--config", metavar="FILE.yaml",
-                   help="run options (precision, tokens_per_batch, part_rows); flags win")
+                   help="run options (precision, tokens_per_batch, part_rows, compile); "
+                        "flags win")
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"))
     p.add_argument("--tokens-per-batch", type=int, metavar="N")
+    p.add_argument("--compile", action="store_true", default=None,
+                   help="torch.compile the ESM-2 layers (bf16/fp16 only; GPU runs)")
 
 
 def plan_from_args(args, run_dir, dry_run: bool = False):
@@ -38,7 +41,7 @@ def plan_from_args(args, run_dir, dry_run: bool = False):
     from ..task import profile_fingerprints
 
     config = load_config(args.config, precision=args.precision,
-                         tokens_per_batch=args.tokens_per_batch)
+                         tokens_per_batch=args.tokens_per_batch, compile=args.compile)
     return plan_input(args.input, run_dir, shards=args.shards,
                       sequences_per_shard=args.sequences_per_shard, chunk_size=args.chunk_size,
                       profile=args.models, config=config.as_dict(), dry_run=dry_run,

@@ -9,7 +9,9 @@ with rotary q/k, exact (erf) GELU, `emb_layer_norm_after` at the end. What chang
 - rotary cos/sin are built from an fp32 inverse-frequency table and applied in fp32
   (fair-esm's buffer turns bf16 with the model, which shifts positions above 256);
 - attention is `F.scaled_dot_product_attention` with a boolean key-padding mask;
-- no attention maps, no LM head; the final layer norm runs in fp32.
+- no attention maps, no LM head; the final layer norm runs in fp32;
+- optionally (`compile_layers=True`) each layer runs through one `torch.compile`d block with
+  dynamic shapes: one graph shared by every layer, compiled on the first batch.
 
 Used on a model that is already on its device and dtype (fusing ties the views to them).
 """
@@ -55,7 +57,7 @@ def fuse_qkv(attn: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
 class FastEsm2(nn.Module):
     """`FastEsm2(model)(tokens) -> [B, T, E]`: the last-layer representation of `model`."""
 
-    def __init__(self, model: ESM2):
+    def __init__(self, model: ESM2, compile_layers: bool = False):
         super().__init__()
         if not isinstance(model, ESM2):
             raise TypeError(f"FastEsm2 needs an esm.model.esm2.ESM2, got {type(model).__name__}")
@@ -63,6 +65,7 @@ class FastEsm2(nn.Module):
         self.heads = model.attention_heads
         self.head_dim = model.embed_dim // model.attention_heads
         self.qkv = [fuse_qkv(layer.self_attn) for layer in model.layers]
+        self.step = torch.compile(self.block, dynamic=True) if compile_layers else self.block
 
     def embed(self, tokens: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
         model = self.model
@@ -82,14 +85,18 @@ class FastEsm2(nn.Module):
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return layer.self_attn.out_proj(out.transpose(1, 2).reshape(batch, length, dim))
 
+    def block(self, layer: nn.Module, qkv, x, mask, cos, sin) -> torch.Tensor:
+        """One pre-LN transformer layer."""
+        x = x + self.attention(layer, qkv, layer.self_attn_layer_norm(x), mask, cos, sin)
+        return x + layer.fc2(F.gelu(layer.fc1(layer.final_layer_norm(x))))
+
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         padding = tokens.eq(self.model.padding_idx)
         x = self.embed(tokens, padding)
         mask = (~padding)[:, None, None, :] if padding.any() else None
         cos, sin = rotary_tables(tokens.shape[1], self.head_dim, tokens.device)
         for layer, qkv in zip(self.model.layers, self.qkv):
-            x = x + self.attention(layer, qkv, layer.self_attn_layer_norm(x), mask, cos, sin)
-            x = x + layer.fc2(F.gelu(layer.fc1(layer.final_layer_norm(x))))
+            x = self.step(layer, qkv, x, mask, cos, sin)
         norm = self.model.emb_layer_norm_after
         return F.layer_norm(x.float(), norm.normalized_shape, norm.weight.float(),
                             norm.bias.float(), norm.eps)

@@ -1,0 +1,51 @@
+"""Run options: validated once, early, with the fix named; recorded in the plan."""
+
+import pytest
+
+from tests.helpers import run_cli
+from virnuc_hpc.embed import EsmEncoder
+from virnuc_hpc.errors import ConfigError
+from virnuc_hpc.runconfig import RunConfig, load_config
+
+
+def test_defaults_are_left_out_of_the_fingerprinted_dict():
+    assert RunConfig().as_dict() == {}
+    assert RunConfig(precision="bf16", compile=True).as_dict() == {"precision": "bf16",
+                                                                   "compile": True}
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"precision": "fp64"}, "fp32, bf16, fp16"),
+    ({"tokens_per_batch": 0}, "positive integer"),
+    ({"compile": True}, "add --precision bf16"),
+    ({"compile": "yes", "precision": "bf16"}, "true or false"),
+    ({"batch_size": 4}, "valid: precision, tokens_per_batch, part_rows, compile"),
+])
+def test_bad_options_name_the_valid_choices_or_the_fix(options, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(**options) if "batch_size" not in options else RunConfig.from_dict(options)
+
+
+def test_compile_needs_the_fused_path_in_the_encoder_too():
+    from tests.test_esm_fast import ALPHABET, small_esm2
+
+    with pytest.raises(ConfigError, match="bf16/fp16"):
+        EsmEncoder(small_esm2(), ALPHABET, "cpu", "fp32", compile_layers=True)
+
+
+def test_plan_refuses_compile_at_fp32_before_writing_anything(tmp_path, golden):
+    result = run_cli("plan", str(golden / "generated" / "input.fa"), "--run-dir",
+                     str(tmp_path / "run"), "--models", "tiny", "--shards", "2", "--compile")
+    assert result.returncode == 2 and "fix: add --precision bf16" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_compile_is_recorded_in_the_plan_and_reaches_the_tasks(tmp_path, golden, tiny_cache):
+    from virnuc_hpc.task import task_options
+
+    run_dir = tmp_path / "run"
+    result = run_cli("plan", str(golden / "generated" / "input.fa"), "--run-dir", str(run_dir),
+                     "--models", "tiny", "--shards", "2", "--precision", "bf16", "--compile")
+    assert result.returncode == 0, result.stderr
+    options = task_options(run_dir, "cpu")
+    assert options.compile is True and options.precision == "bf16"
