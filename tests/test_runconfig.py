@@ -49,3 +49,10 @@ def test_compile_is_recorded_in_the_plan_and_reaches_the_tasks(tmp_path, golden,
     assert result.returncode == 0, result.stderr
     options = task_options(run_dir, "cpu")
     assert options.compile is True and options.precision == "bf16"
+
+
+def test_compile_is_refused_for_dnabert(tmp_path, tiny_cache):
+    (tmp_path / "x.fa").write_text(">a\nACGTACGTAC\n")
+    result = run_cli("embed", tmp_path / "x.fa", "--model", "tiny-dnabert-s", "--out",
+                     tmp_path / "x.safetensors", "--precision", "bf16", "--compile")
+    assert result.returncode == 2 and "DNABERT-S runs uncompiled" in result.stderr

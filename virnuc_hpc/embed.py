@@ -289,7 +289,10 @@ class DnabertEncoder(Encoder):
     moved and cast in place; fp32 uses eager attention (the reference), bf16/fp16 SDPA."""
 
     def __init__(self, model: torch.nn.Module, tokenizer=None, device: str = "cpu",
-                 precision: str = "fp32", tokens_per_batch: int | None = None):
+                 precision: str = "fp32", tokens_per_batch: int | None = None,
+                 compile_layers: bool = False):
+        if compile_layers:
+            raise ConfigError("--compile applies to ESM-2 models; DNABERT-S runs uncompiled")
         super().__init__(device, precision, tokens_per_batch)
         self.model = model.eval().to(device=self.device, dtype=self.dtype)
         self.model.set_attention("eager" if precision == "fp32" else "sdpa")
@@ -326,10 +329,9 @@ def open_encoder(model: str, model_path: str | None = None, device: str = "cpu",
         spec = spec_from_path(model_path, spec.kind)
     path = (cache or ModelCache()).prewarm(spec)
     if spec.kind == "dnabert":
-        if compile_layers:
-            raise ConfigError("--compile applies to ESM-2 models; DNABERT-S runs uncompiled")
         tokenizer, loaded = load_dnabert(path)
-        return DnabertEncoder(loaded, tokenizer, device, precision, tokens_per_batch)
+        return DnabertEncoder(loaded, tokenizer, device, precision, tokens_per_batch,
+                              compile_layers)
     loaded, alphabet = load_esm(path)
     return EsmEncoder(loaded, alphabet, device, precision, tokens_per_batch, compile_layers)
 

@@ -131,25 +131,28 @@ def _route(server: FakeServer, path: str) -> tuple[int, dict, bytes]:
     return 404, {}, b""
 
 
-def _model_info(server: FakeServer, repo_id: str, rev: str) -> tuple[int, dict, bytes]:
+def _lookup(server: FakeServer, repo_id: str, rev: str):
+    """(repo, commit) or (None, the hub's error response)."""
     repo = server.repos.get(repo_id)
     if repo is None:
-        return _error(404, "RepoNotFound")
+        return None, _error(404, "RepoNotFound")
     commit = repo.resolve(rev)
-    if commit is None:
-        return _error(404, "RevisionNotFound")
+    return (repo, commit) if commit is not None else (None, _error(404, "RevisionNotFound"))
+
+
+def _model_info(server: FakeServer, repo_id: str, rev: str) -> tuple[int, dict, bytes]:
+    repo, commit = _lookup(server, repo_id, rev)
+    if repo is None:
+        return commit
     info = {"id": repo_id, "modelId": repo_id, "sha": commit,
             "siblings": [{"rfilename": name} for name in sorted(repo.commits[commit])]}
     return 200, {"Content-Type": "application/json"}, json.dumps(info).encode()
 
 
 def _resolve(server: FakeServer, repo_id: str, rev: str, name: str) -> tuple[int, dict, bytes]:
-    repo = server.repos.get(repo_id)
+    repo, commit = _lookup(server, repo_id, rev)
     if repo is None:
-        return _error(404, "RepoNotFound")
-    commit = repo.resolve(rev)
-    if commit is None:
-        return _error(404, "RevisionNotFound")
+        return commit
     data = repo.commits[commit].get(name)
     if data is None:
         return _error(404, "EntryNotFound", **{"X-Repo-Commit": commit})

@@ -139,9 +139,7 @@ def build_encoder(name: str, device: str, precision: str, budget: int,
 
         with torch.device(device):
             model = DnabertModel(DnabertConfig())
-        if compile_layers:
-            raise ConfigError("--compile applies to ESM-2 models; DNABERT-S runs uncompiled")
-        encoder = DnabertEncoder(model, None, device, precision, budget)
+        encoder = DnabertEncoder(model, None, device, precision, budget, compile_layers)
         stack = model.encoder.layer
         return encoder, count(stack), len(stack), model.config.hidden_size
     import esm
