@@ -324,6 +324,7 @@ def test_bench_runs_on_cpu_and_reports_rates(model, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["model"] == model and result["matmul_dtype"] == "float32"
     assert result["tokens_per_s"] > 0 and 0 < result["mfu"] < 2
+    assert result["warmup_s"] > 0 and len(result["pass_s"]) == 1 and not result["compiled"]
     low, high = (90, 100) if model != "dnabert-s" else (68, 75)
     assert low * result["sequences"] <= result["residues"] <= high * result["sequences"]
 

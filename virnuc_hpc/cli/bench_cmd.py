@@ -46,6 +46,7 @@ class BenchResult:
     tokens: int
     padding_fraction: float
     tokenize_s: float
+    warmup_s: float  # the first (up to) 512 sequences: cuDNN/allocator warm-up, compilation
     pass_s: list[float]
     tokens_per_s: float
     residues_per_s: float
@@ -114,7 +115,7 @@ def bench(name: str, device: str, precision: str, tokens_per_batch: int | None,
     tokens, tokenize_s = workload(encoder, chunk_size, n, rng)
     lengths = np.array([len(t) for t in tokens])
     specials = 2  # BOS/EOS or [CLS]/[SEP]
-    passes = timed_passes(encoder, tokens, repeats, device)
+    warmup_s, passes = timed_passes(encoder, tokens, repeats, device)
     median = statistics.median(passes)
     useful = float(np.sum(2 * layer_params * lengths + layers * 4 * lengths**2 * width))
     peak, peak_kind = peak_memory(device)
@@ -122,7 +123,8 @@ def bench(name: str, device: str, precision: str, tokens_per_batch: int | None,
         model=name, device=device_name(device), precision=precision, tokens_per_batch=budget,
         chunk_size=chunk_size, sequences=n, residues=int(lengths.sum() - specials * n),
         tokens=int(lengths.sum()), padding_fraction=padding_fraction(lengths, budget),
-        tokenize_s=tokenize_s, pass_s=passes, tokens_per_s=lengths.sum() / median,
+        tokenize_s=tokenize_s, warmup_s=warmup_s, pass_s=passes,
+        tokens_per_s=lengths.sum() / median,
         residues_per_s=(lengths.sum() - specials * n) / median, sequences_per_s=n / median,
         useful_tflops=useful / median / 1e12, matmul_tflops=peak_rate / 1e12,
         matmul_dtype=str(matmul_dtype).removeprefix("torch."),
@@ -175,17 +177,19 @@ def workload(encoder, chunk_size: int, n: int, rng: np.random.Generator):
     return [np.concatenate(([1], rng.integers(5, vocab, size=s), [2])) for s in sizes], 0.0
 
 
-def timed_passes(encoder, tokens, repeats: int, device: str) -> list[float]:
-    """Wall seconds of `repeats` full passes after a warm-up pass over up to 512 sequences."""
-    encoder.embed_tokens(tokens[:512])
-    passes = []
-    for _ in range(repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        encoder.embed_tokens(tokens)
-        synchronize(device)
-        passes.append(time.perf_counter() - start)
-    return passes
+def timed_passes(encoder, tokens, repeats: int, device: str) -> tuple[float, list[float]]:
+    """Wall seconds of a warm-up pass over up to 512 sequences, then of `repeats` full passes."""
+    seconds = [timed(encoder, tokens[:512], device)]
+    seconds += [timed(encoder, tokens, device) for _ in range(repeats)]
+    return seconds[0], seconds[1:]
+
+
+def timed(encoder, tokens, device: str) -> float:
+    synchronize(device)
+    start = time.perf_counter()
+    encoder.embed_tokens(tokens)
+    synchronize(device)
+    return time.perf_counter() - start
 
 
 def synchronize(device: str) -> None:
@@ -238,6 +242,8 @@ def report(r: BenchResult) -> str:
         f"workload     {r.sequences} {unit} from {r.chunk_size}-bp chunks, "
         f"{r.tokens} tokens ({r.residues} without specials), padding {r.padding_fraction:.1%}",
         f"tokenize     {r.tokenize_s:.3f} s (not included below)",
+        f"warm-up      {r.warmup_s:.3f} s ({min(r.sequences, 512)} sequences"
+        f"{', compilation included' if r.compiled else ''}; not included below)",
         f"passes (s)   {passes} (median used)",
         f"throughput   {r.tokens_per_s:,.0f} tokens/s, {r.residues_per_s:,.0f} residues/s, "
         f"{r.sequences_per_s:,.1f} sequences/s",
