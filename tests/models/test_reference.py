@@ -21,7 +21,7 @@ def weights(tmp_path_factory):
 
 
 def check(args, capsys):
-    code = main(["models", "check-reference", *args])
+    code = main(["models", "check-reference", "--sequences", "8", *args])
     return code, capsys.readouterr()
 
 
@@ -29,9 +29,9 @@ def test_standin_agrees_with_native_model(weights, capsys):
     code, out = check(["--code", str(STANDIN), "--model-path", str(weights)], capsys)
     assert code == 0, out
     assert "token ids equal to transformers' PreTrainedTokenizerFast" in out.out
-    assert "24 random DNA sequences" in out.out and out.out.rstrip().endswith("OK")
-    report = reference.check_dnabert(STANDIN, weights)
-    assert report.max_abs < 1e-5 and report.ok
+    assert "8 random DNA sequences" in out.out and out.out.rstrip().endswith("OK")
+    report = reference.check_dnabert(STANDIN, weights, count=8)
+    assert report.max_abs < 1e-5 and report.ok and report.sequences == 8
 
 
 def test_random_weights_replace_every_tensor_and_still_agree(weights):
@@ -39,7 +39,7 @@ def test_random_weights_replace_every_tensor_and_still_agree(weights):
     fresh = reference.random_state(state, seed=7)
     assert fresh.keys() == state.keys()
     assert all(fresh[k].shape == state[k].shape and not fresh[k].equal(state[k]) for k in state)
-    assert reference.check_dnabert(STANDIN, weights, random_weights=True, seed=7).ok
+    assert reference.check_dnabert(STANDIN, weights, random_weights=True, seed=7, count=8).ok
 
 
 def test_a_different_gelu_in_the_published_code_fails_the_check(weights, tmp_path, capsys):
@@ -52,7 +52,7 @@ def test_a_different_gelu_in_the_published_code_fails_the_check(weights, tmp_pat
 
 def test_unmasked_padding_in_the_native_batches_fails_the_check(weights, monkeypatch):
     monkeypatch.setattr("virnuc_hpc.models.dnabert.PAD_BIAS", 0.0)
-    report = reference.check_dnabert(STANDIN, weights)
+    report = reference.check_dnabert(STANDIN, weights, count=8)
     assert not report.ok and report.max_abs > 1e-3
 
 
