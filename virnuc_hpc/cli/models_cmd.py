@@ -3,7 +3,9 @@ and compare the native DNABERT-S with its published code."""
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 from ..errors import ConfigError, UserError
@@ -44,6 +46,19 @@ def add_parser(sub) -> None:
     listing = actions.add_parser("list", help="show known and cached models, sizes, state")
     listing.add_argument("--cache", metavar="DIR")
     _check_reference_args(actions)
+    install = actions.add_parser(
+        "check-install", help="predict VirNucPro's reference input and compare with the original",
+        description="Predict the original VirNucPro's own reference input (2 sequences, 4 kept "
+                    "frames, 500-bp model; bundled with the package) with a model profile, and "
+                    "compare with what the original tool wrote: same frames, same calls, scores "
+                    "within 1e-4, same highest-score file. Exit 1 otherwise. Models come from "
+                    "the cache ($VIRNUC_HPC_CACHE).")
+    install.add_argument("--models", default="real", choices=PROFILES,
+                         help="profile to check (tiny cannot match: its weights are random)")
+    install.add_argument("--out", metavar="DIR", help="run directory to keep (default: a "
+                                                      "temporary one, removed afterwards)")
+    install.add_argument("--cache", metavar="DIR", help="model cache (exported to the tasks "
+                                                        "as VIRNUC_HPC_CACHE)")
     p.set_defaults(func=run)
 
 
@@ -93,7 +108,7 @@ def _size(n: int) -> str:
 def run(args) -> int:
     cache = ModelCache(args.cache)
     actions = {"fetch": _fetch, "verify": _verify, "list": _list,
-               "check-reference": _check_reference}
+               "check-reference": _check_reference, "check-install": _check_install}
     return actions[args.models_action](args, cache)
 
 
@@ -162,3 +177,22 @@ def _check_reference(args, cache: ModelCache) -> int:
 _TOKENS = {True: "token ids equal to transformers' PreTrainedTokenizerFast",
            False: "token ids DIFFER from transformers' PreTrainedTokenizerFast",
            None: "not compared (transformers not installed)"}
+
+
+def _check_install(args, cache: ModelCache) -> int:
+    from ..selfcheck import check_install
+
+    os.environ["VIRNUC_HPC_CACHE"] = str(cache.root)  # the tasks run as subprocesses
+    with tempfile.TemporaryDirectory(prefix="virnuc-check-") as scratch:
+        comparison, same_highest = check_install(args.out or Path(scratch) / "run", args.models)
+    print(f"VirNucPro reference input, 500-bp model, profile {args.models}:")
+    print(f"{'frame':28}{'original':20}{'ours':20}|diff|")
+    for frame, theirs, ours, diff in comparison.rows:
+        print(f"{frame:28}{theirs:20}{ours:20}{diff:.2g}")
+    for problem in comparison.problems:
+        print(f"  {problem}")
+    print(f"highest-score file: {'equal to' if same_highest else 'DIFFERS from'} the original's")
+    ok = comparison.ok and same_highest
+    print(f"max score difference {comparison.max_diff:.3g} (tolerance "
+          f"{comparison.tolerance:g}): {'OK' if ok else 'FAILED'}")
+    return 0 if ok else 1
