@@ -25,7 +25,7 @@ test: install
 	$(PY) -m pytest -q
 
 lint: install
-	$(VENV)/bin/ruff check virnuc_hpc tests bench
+	$(VENV)/bin/ruff check virnuc_hpc tests bench scripts
 
 # --- SLURM: submit a run, follow it, rerun bad shards (PROFILE: jobs/<name>.yaml) ---
 PROFILE ?= slurm
