@@ -23,7 +23,7 @@ import logging
 import os
 from collections import deque
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -141,15 +141,18 @@ class Encoder:
         """[B, T] padded token ids and [B] token counts on the device -> [B, dim] float32."""
         raise NotImplementedError
 
-    def embed(self, seqs: Sequence[str], ids: Sequence[str] | None = None) -> np.ndarray:
-        """float32 [len(seqs), dim], row i for seqs[i]."""
-        return self.embed_tokens(self.tokenize(seqs), ids)
+    def embed(self, seqs: Sequence[str], ids: Sequence[str] | None = None,
+              on_rows: Callable[[int], None] | None = None) -> np.ndarray:
+        """float32 [len(seqs), dim], row i for seqs[i]; `on_rows(n)` after each batch."""
+        return self.embed_tokens(self.tokenize(seqs), ids, on_rows)
 
-    def embed_tokens(self, tokens: Sequence[np.ndarray],
-                     ids: Sequence[str] | None = None) -> np.ndarray:
+    def embed_tokens(self, tokens: Sequence[np.ndarray], ids: Sequence[str] | None = None,
+                     on_rows: Callable[[int], None] | None = None) -> np.ndarray:
         out = np.empty((len(tokens), self.dim), dtype=np.float32)
         for batch, rows in self.iter_embed(tokens, ids):
             out[batch] = rows
+            if on_rows is not None:
+                on_rows(len(batch))
         return out
 
     def iter_embed(self, tokens: Sequence[np.ndarray],

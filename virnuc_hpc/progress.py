@@ -1,10 +1,16 @@
-"""Progress of a long-running task: a heartbeat file for `status`, and what a person sees
-(a progress bar on a terminal, periodic log lines otherwise)."""
+"""A task's progress as others see it: the heartbeat file that `status`, the local executor's
+live bars and the run report read. The task itself draws nothing; it logs one plain line per
+interval (what a SLURM log should hold).
+
+The heartbeat says which phase the task is in (`preparing`, `loading models`, `embedding`),
+how many frames are done of how many, the rate, when the task started and on which device
+(`gpu`: the CUDA_VISIBLE_DEVICES it was given, or `cpu`).
+"""
 
 from __future__ import annotations
 
 import logging
-import sys
+import os
 import threading
 import time
 from pathlib import Path
@@ -14,22 +20,44 @@ from .store import write_heartbeat
 log = logging.getLogger(__name__)
 
 
-class Progress:
-    """Counts rows; a daemon thread publishes the heartbeat every `interval` seconds."""
+def device_label(device: str) -> str:
+    """What the heartbeat and DONE call the device: `cpu`, or the GPU ids this process got."""
+    if not str(device).startswith("cuda"):
+        return "cpu"
+    return os.environ.get("CUDA_VISIBLE_DEVICES") or "cuda"
 
-    def __init__(self, task_dir: Path, total: int, done: int = 0, interval: float = 5.0,
-                 label: str = "frames", stream=None):
-        self.task_dir, self.total, self.label = task_dir, total, label
+
+class Progress:
+    """Counts frames; a daemon thread publishes the heartbeat every `interval` seconds (and
+    logs a progress line every `log_every` seconds)."""
+
+    def __init__(self, task_dir: Path, total: int | None = None, done: int = 0,
+                 interval: float = 5.0, device: str = "cpu", log_every: float = 60.0):
+        self.task_dir, self.total, self.interval = task_dir, total, interval
         self.done = self.start_done = done
-        self.interval, self.stream = interval, stream or sys.stderr
-        self.started = time.monotonic()
+        self.started_wall, self.started = time.time(), time.monotonic()
+        self.phase, self.gpu, self.log_every = "preparing", device_label(device), log_every
+        self._rate_from: tuple[float, int] | None = None
+        self._logged = self.started
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
 
     @property
     def rate(self) -> float:
-        elapsed = time.monotonic() - self.started
-        return (self.done - self.start_done) / elapsed if elapsed > 0 else 0.0
+        """Frames per second since embedding began (model loading excluded)."""
+        if self._rate_from is None:
+            return 0.0
+        since, first = self._rate_from
+        elapsed = time.monotonic() - since
+        return (self.done - first) / elapsed if elapsed > 0 else 0.0
+
+    def set_phase(self, phase: str, total: int | None = None, done: int | None = None) -> None:
+        self.phase = phase
+        self.total = self.total if total is None else total
+        self.done = self.start_done = self.done if done is None else done
+        if phase == "embedding":
+            self._rate_from = (time.monotonic(), self.done)
+        self.publish()
 
     def advance(self, rows: int) -> None:
         self.done += rows
@@ -43,23 +71,15 @@ class Progress:
         self._stop.set()
         self._thread.join()
         self.publish(ended=True)  # `status` then knows no process is working on it
-        if self.stream.isatty():
-            self.stream.write("\n")
 
     def publish(self, ended: bool = False) -> None:
-        write_heartbeat(self.task_dir, self.done, self.total, self.rate, ended=ended)
-        self._show()
+        write_heartbeat(self.task_dir, self.done, self.total, self.rate, ended=ended,
+                        phase=self.phase, started=self.started_wall, gpu=self.gpu)
 
     def _beat(self) -> None:
         while not self._stop.wait(self.interval):
             self.publish()
-
-    def _show(self) -> None:
-        share = self.done / self.total if self.total else 1.0
-        text = f"{self.done}/{self.total} {self.label} ({share:.0%}), {self.rate:.1f}/s"
-        if self.stream.isatty():
-            bar = "#" * int(share * 30)
-            self.stream.write(f"\r[{bar:<30}] {text}")
-            self.stream.flush()
-        else:
-            log.info("progress: %s", text)
+            if time.monotonic() - self._logged >= self.log_every:
+                self._logged = time.monotonic()
+                log.info("progress: %s %d/%s frames, %.1f/s", self.phase, self.done,
+                         self.total if self.total is not None else "?", self.rate)

@@ -188,8 +188,9 @@ class PartWriter:
         self.parts.append(_sidecar_info(self.task, k, sidecar))
         return self.parts[-1]
 
-    def write_done(self, summary: Mapping | None = None) -> dict:
-        """Write DONE last: the parts' sha256 list, totals and the accounting's digest.
+    def write_done(self, summary: Mapping | None = None, **run_info) -> dict:
+        """Write DONE last: the parts' sha256 list, totals and the accounting's digest, and
+        `run_info` (when the task started, its GPU, its rate: the report's timeline).
         The accounting must be written first and account for exactly the rows written."""
         accounting = read_accounting(self.task.root)
         kept = sum(row.kept_frames for row in accounting)
@@ -204,7 +205,7 @@ class PartWriter:
             "sequence_ids_digest": ids_digest(row.id for row in accounting),
             "widths": self.widths, "fingerprints": self.fingerprints,
             "summary": dict(summary or {}), "time": time.time(), "host": socket.gethostname(),
-            "pid": os.getpid(),
+            "pid": os.getpid(), **run_info,
         }
         atomic_write(self.task.done, _json_bytes(record))
         return record

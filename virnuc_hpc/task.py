@@ -17,7 +17,7 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -116,26 +116,38 @@ def _exclusive(task_dir, index: int):
 
 def _compute(run: RunDir, plan, index: int, options: TaskOptions) -> TaskResult:
     task = run.task(index)
-    total = sum(len(p.frames) for p in _prepared(run, plan, index))  # cheap next to the GPU
-    accounting: list[dict] = []
-    profile = resolve_profile(plan.profile, plan.chunk_size)
-    with LoadedModels(profile, device=options.device) as models:
-        pipeline = FramePipeline(models, options)
-        _check_models(plan, models.fingerprints)
-        writer = PartWriter(task.root, widths=pipeline.widths, fingerprints=models.fingerprints)
-        log.info("shard %d: %d kept frames, resuming after %d", index, total, writer.rows_done)
-        with Progress(task.root, total, writer.rows_done, options.heartbeat_s) as progress, \
-                _stop_signals() as stop:
-            frames = _frames(_prepared(run, plan, index), accounting)
-            for part in _parts(frames, writer.rows_done, options.part_rows):
-                writer.write_part(writer.next_part, [f.id for f in part], *pipeline(part))
-                progress.advance(len(part))
-                if stop.is_set():
-                    raise StopRequested(f"shard {index}: stopped by signal after part "
-                                        f"{writer.next_part - 1}; a rerun resumes from there")
-    write_accounting(task.root, accounting)
-    writer.write_done({"skipped": sum(bool(row["skip_reason"]) for row in accounting)})
+    with Progress(task.root, interval=options.heartbeat_s, device=options.device) as progress:
+        total = sum(len(p.frames) for p in _prepared(run, plan, index))  # cheap next to the GPU
+        progress.set_phase("loading models", total=total)
+        accounting: list[dict] = []
+        with LoadedModels(resolve_profile(plan.profile, plan.chunk_size),
+                          device=options.device) as models:
+            pipeline = FramePipeline(models, options, on_rows=progress.advance)
+            _check_models(plan, models.fingerprints)
+            writer = PartWriter(task.root, widths=pipeline.widths,
+                                fingerprints=models.fingerprints)
+            log.info("shard %d: %d kept frames, resuming after %d", index, total,
+                     writer.rows_done)
+            progress.set_phase("embedding", done=writer.rows_done)
+            _write_parts(run, plan, index, options, pipeline, writer, accounting)
+        write_accounting(task.root, accounting)
+        writer.write_done({"skipped": sum(bool(row["skip_reason"]) for row in accounting)},
+                          started=progress.started_wall, gpu=progress.gpu,
+                          rate=round(progress.rate, 3))
     return TaskResult(index, "done", writer.rows_done, len(accounting))
+
+
+def _write_parts(run: RunDir, plan, index: int, options: TaskOptions, pipeline: "FramePipeline",
+                 writer: PartWriter, accounting: list[dict]) -> None:
+    """Embed, classify and publish every part after the resume point; stop cleanly (after the
+    current part) on SIGTERM/SIGUSR2."""
+    with _stop_signals() as stop:
+        frames = _frames(_prepared(run, plan, index), accounting)
+        for part in _parts(frames, writer.rows_done, options.part_rows):
+            writer.write_part(writer.next_part, [f.id for f in part], *pipeline(part))
+            if stop.is_set():
+                raise StopRequested(f"shard {index}: stopped by signal after part "
+                                    f"{writer.next_part - 1}; a rerun resumes from there")
 
 
 @contextmanager
@@ -183,7 +195,9 @@ def _parts(frames: Iterator[Frame], start: int, size: int) -> Iterator[list[Fram
 class FramePipeline:
     """Frames -> (DNABERT-S features, ESM-2 features, classifier scores)."""
 
-    def __init__(self, models: LoadedModels, options: TaskOptions):
+    def __init__(self, models: LoadedModels, options: TaskOptions,
+                 on_rows: Callable[[int], None] | None = None):
+        self.on_rows = on_rows  # told after each ESM-2 batch (the bulk of the work)
         common = dict(device=options.device, precision=options.precision,
                       tokens_per_batch=options.tokens_per_batch)
         tokenizer, dnabert = models.dnabert
@@ -196,7 +210,7 @@ class FramePipeline:
     def __call__(self, part: list[Frame]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         ids = [f.id for f in part]
         nucleotide = self.dnabert.embed([f.nucleotide for f in part], ids)
-        protein = self.esm.embed([f.protein for f in part], ids)
+        protein = self.esm.embed([f.protein for f in part], ids, self.on_rows)
         return nucleotide, protein, self.scores(np.concatenate([nucleotide, protein], axis=1))
 
     def scores(self, features: np.ndarray) -> np.ndarray:
