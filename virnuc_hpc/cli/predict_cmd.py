@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .plan_cmd import add_plan_options, plan_from_args
 from .reduce_cmd import reduce_and_report
+from .run_cmd import add_progress_options, progress_options
 
 
 def add_parser(sub) -> None:
@@ -13,6 +14,7 @@ def add_parser(sub) -> None:
     p.add_argument("-o", "--out", required=True, metavar="OUT", help="run directory")
     add_plan_options(p, run_dir_required=False)
     p.add_argument("--parallel", type=int, default=1, metavar="K")
+    add_progress_options(p)
     p.set_defaults(func=run)
 
 
@@ -28,5 +30,5 @@ def run(args) -> int:
             load_plan(args.out).fingerprint:
         raise UserError(f"{args.out} holds a run of other inputs, models or options; "
                         "give a new -o/--out (or the same arguments to resume it)")
-    run_local(args.out, parallel=args.parallel)
+    run_local(args.out, parallel=args.parallel, **progress_options(args))
     return reduce_and_report(args.out)

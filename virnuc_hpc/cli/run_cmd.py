@@ -11,7 +11,24 @@ def add_parser(sub) -> None:
     p.add_argument("--executor", choices=("local",), default="local")
     p.add_argument("--parallel", type=int, default=1, metavar="K")
     p.add_argument("--indices", metavar="I,J", help="only these shard indices")
+    add_progress_options(p)
     p.set_defaults(func=run)
+
+
+def add_progress_options(p) -> None:
+    """--quiet and --progress-interval (run, predict, resubmit)."""
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress display (bars on a terminal, periodic lines otherwise)")
+    p.add_argument("--progress-interval", type=float, default=30.0, metavar="SECONDS",
+                   help="seconds between progress lines when not on a terminal (default 30)")
+
+
+def progress_options(args) -> dict:
+    from ..errors import ConfigError
+
+    if args.progress_interval <= 0:
+        raise ConfigError(f"--progress-interval must be positive, got {args.progress_interval}")
+    return {"progress": "quiet" if args.quiet else "auto", "interval": args.progress_interval}
 
 
 def parse_indices(text: str | None) -> list[int] | None:
@@ -29,7 +46,8 @@ def parse_indices(text: str | None) -> list[int] | None:
 def run(args) -> int:
     from ..runner import run_local
 
-    outcome = run_local(args.run_dir, parallel=args.parallel, indices=parse_indices(args.indices))
+    outcome = run_local(args.run_dir, parallel=args.parallel, indices=parse_indices(args.indices),
+                        **progress_options(args))
     print(f"{len(outcome.tasks)} shard(s) ran; all succeeded. "
           f"next: virnuc-hpc reduce {args.run_dir}")
     return 0

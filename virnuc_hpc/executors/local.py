@@ -17,12 +17,24 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import IO, Sequence
+from typing import IO, Mapping, Protocol, Sequence
 
 from .base import (COMPLETED, FAILED, PENDING, RUNNING, Outcome, Submission, TaskArgv,
                    TaskState, append_record)
 
 log = logging.getLogger(__name__)
+
+HEARTBEAT_ENV = "VIRNUC_HPC_HEARTBEAT_S"
+LOCAL_HEARTBEAT_S = 1.0
+REFRESH_S = 0.5
+
+
+class Monitor(Protocol):
+    """Told, while `wait` waits, which indices run on which GPU and how ended ones exited."""
+
+    def update(self, running: Mapping[int, str], ended: Mapping[int, int]) -> None: ...
+
+    def close(self) -> None: ...
 
 
 def detect_gpus() -> list[str]:
@@ -48,12 +60,13 @@ def describe_exit(code: int | None) -> str:
 class _Child:
     """One running command with its log file and GPU slot."""
 
-    def __init__(self, argv: list[str], log_path: Path, env: dict, slot: int | None):
+    def __init__(self, argv: list[str], log_path: Path, env: dict, slot: int | None,
+                 gpu: str = "cpu"):
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log: IO[bytes] = open(log_path, "ab")
         self.log.write(f"# {time.strftime('%Y-%m-%dT%H:%M:%S')} {shlex.join(argv)}\n".encode())
         self.log.flush()
-        self.slot = slot
+        self.slot, self.gpu = slot, gpu
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.log,
                                      stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
@@ -104,7 +117,7 @@ class _Batch(threading.Thread):
             while self.pending and self.free_slots and not self.stopping.is_set():
                 index, slot = self.pending.popleft(), self.free_slots.pop(0)
                 self.running[index] = _Child(self.task_argv(index), self.logs[index],
-                                             self.ex.child_env(slot), slot)
+                                             self.ex.child_env(slot), slot, self.ex.gpu(slot))
 
     def _reap(self) -> None:
         with self.lock:
@@ -114,8 +127,7 @@ class _Batch(threading.Thread):
                     self.codes[index] = code
                     self.free_slots.append(child.slot)
                     del self.running[index]
-                    level = logging.INFO if code == 0 else logging.WARNING
-                    log.log(level, "index %d: %s", index, describe_exit(code))
+                    log.debug("index %d: %s", index, describe_exit(code))
 
     def _run_reduce(self) -> None:
         with self.lock:
@@ -161,10 +173,15 @@ class LocalExecutor:
             raise ValueError(f"parallel must be >= 1, got {parallel}")
         self.poll_s, self.grace_s, self.record = poll_s, grace_s, record
 
+    def gpu(self, slot: int) -> str:
+        """The GPU id slot `slot` hands out, or `cpu`."""
+        return self.gpus[slot % len(self.gpus)] if self.gpus else "cpu"
+
     def child_env(self, slot: int) -> dict:
         env = dict(os.environ)
+        env.setdefault(HEARTBEAT_ENV, str(LOCAL_HEARTBEAT_S))  # live bars want fresh beats
         if self.gpus:
-            env["CUDA_VISIBLE_DEVICES"] = self.gpus[slot % len(self.gpus)]
+            env["CUDA_VISIBLE_DEVICES"] = self.gpu(slot)
         return env
 
     def submit(self, run_dir: str | Path, indices: list[int], task_argv: TaskArgv,
@@ -199,23 +216,41 @@ class LocalExecutor:
         return _state_from_code(index, batch.codes.get(index), index in batch.running, log_path,
                                 f"local-{index}")
 
-    def wait(self, submission: Submission, timeout: float | None = None) -> Outcome:
-        """Block until every task (and reduce) ended. Ctrl-C/SIGTERM terminate the children."""
+    def wait(self, submission: Submission, timeout: float | None = None,
+             monitor: Monitor | None = None) -> Outcome:
+        """Block until every task (and reduce) ended, telling `monitor` as they go.
+        Ctrl-C/SIGTERM terminate the children."""
         batch: _Batch = submission.handle
+        deadline = None if timeout is None else time.monotonic() + timeout
         with _sigterm_as_interrupt():
             try:
-                batch.join(timeout)
+                while batch.is_alive() and (deadline is None or time.monotonic() < deadline):
+                    _tell(monitor, batch)
+                    batch.join(REFRESH_S)
+                _tell(monitor, batch)
             except BaseException:
                 batch.terminate()
                 batch.join()
                 raise
+            finally:
+                if monitor is not None:
+                    monitor.close()
         if batch.is_alive():
             raise TimeoutError(f"tasks still running after {timeout} s")
         return self.query(submission)
 
     def run(self, run_dir: str | Path, indices: list[int], task_argv: TaskArgv,
-            reduce_argv: list[str] | None = None) -> Outcome:
-        return self.wait(self.submit(run_dir, indices, task_argv, reduce_argv))
+            reduce_argv: list[str] | None = None, monitor: Monitor | None = None) -> Outcome:
+        return self.wait(self.submit(run_dir, indices, task_argv, reduce_argv), monitor=monitor)
+
+
+def _tell(monitor: Monitor | None, batch: _Batch) -> None:
+    if monitor is None:
+        return
+    with batch.lock:
+        running = {i: child.gpu for i, child in batch.running.items()}
+        ended = dict(batch.codes)
+    monitor.update(running, ended)
 
 
 def _state_from_code(index, code, started, log_path, job_id) -> TaskState:
