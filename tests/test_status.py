@@ -116,3 +116,33 @@ def test_ended_heartbeat_without_done_is_failed(run_dir):
     assert task_states(run_dir)[0]["state"] == "done"
     task.done.unlink()  # DONE deleted after the task ended: not "running"
     assert task_states(run_dir)[0]["state"] == "failed"
+
+
+def test_reduce_verdict_shows_corrupt_until_resubmit_repairs(tiny_cache, tmp_path):
+    """A bit flip that only reduce's full check finds: status shows the shard `corrupt` with
+    reduce's reason, `resubmit` with no arguments reruns it, and the results are as before."""
+    from tests.helpers import REPO, run_cli
+    from tests.helpers_run import planned_run
+
+    run_dir = tmp_path / "run"
+    planned_run(REPO / "examples" / "reads.fa", run_dir, shards=2, part_rows=8)
+    run = RunDir(run_dir)
+    clean = {p.name: p.read_bytes() for p in (run.prediction_results, run.predictions)}
+    part = run.task(1).part(1)
+    data = bytearray(part.read_bytes())
+    data[-9] ^= 0x02
+    part.write_bytes(bytes(data))
+    assert task_states(run_dir)[1]["state"] == "done"      # the cheap check cannot see it
+    refused = run_cli("reduce", run_dir)
+    assert refused.returncode == 1 and "index 1:" in refused.stderr
+    shard = json.loads(run_cli("status", run_dir, "--json").stdout)["shards"][1]
+    assert shard["state"] == "corrupt", shard
+    assert shard["reason"].startswith("reduce refused it: part 1: sha256"), shard
+    assert "corrupt" in run_cli("status", run_dir).stdout
+    repaired = run_cli("resubmit", run_dir, "--quiet")
+    assert repaired.returncode == 0 and "resubmitted shard(s) 1" in repaired.stdout, \
+        repaired.stderr
+    assert [s["state"] for s in task_states(run_dir)] == ["done", "done"]
+    assert not run.task(1).rejected.exists()
+    assert run_cli("reduce", run_dir).returncode == 0
+    assert {p.name: p.read_bytes() for p in (run.prediction_results, run.predictions)} == clean

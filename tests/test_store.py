@@ -265,3 +265,19 @@ def test_two_processes_different_content_never_pass_mixed(tmp_path, round_):
     for k, rows in enumerate(_part_rows(tmp_path)):
         assert any(k < len(clean[salt]) and np.array_equal(rows, clean[salt][k]) for salt in (1, 2))
     assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+
+
+def test_reduce_verdict_is_bound_to_the_done_it_judged(tmp_path):
+    from virnuc_hpc.store import mark_rejected, read_rejection
+
+    task = TaskDir(tmp_path / "t")
+    task.root.mkdir()
+    assert mark_rejected(task, ["part 0: sha256 differs"]) is False   # no DONE: nothing judged
+    task.done.write_text('{"rows": 1}\n')
+    assert mark_rejected(task, ["part 0: sha256 differs"]) is True
+    assert read_rejection(task)["problems"] == ["part 0: sha256 differs"]
+    task.done.write_text('{"rows": 2}\n')                              # a rerun's new DONE
+    assert read_rejection(task) is None
+    mark_rejected(task, ["x"])
+    PartWriter(task, WIDTHS, PRINTS)                                   # a rerun starts
+    assert not task.rejected.exists() and not task.done.exists()

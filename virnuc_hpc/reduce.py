@@ -37,7 +37,7 @@ from .fsio import atomic_write
 from .outputs import LABELS, PREDICTION_HEADER, ChunkTable, atomic_text, chunk_id, reopening_lines
 from .plan import Manifest, Plan, load_manifest, load_plan
 from .rundir import RunDir, TaskDir, index_name, write_provenance
-from .store import AccountRow, iter_accounting, read_done, verify_task
+from .store import AccountRow, iter_accounting, mark_rejected, read_done, verify_task
 
 PREDICTIONS_HEADER = ("sequence_id", "length", "chunks", "kept_frames", "virus_chunks",
                       "best_virus_score", "call", "skip_reason")
@@ -233,6 +233,8 @@ def reduce_run(run_dir: str | os.PathLike, widths: Mapping[str, int] | None = No
     run, plan = RunDir(run_dir), load_plan(run_dir)
     bad = verify_run(run, widths, fingerprints)
     if bad:
+        for shard in bad:  # status shows them corrupt, resubmit reruns them
+            mark_rejected(run.task(shard.index), shard.problems)
         return ReduceResult(False, str(run.root), bad)
     run.results.mkdir(parents=True, exist_ok=True)
     run.summary.unlink(missing_ok=True)

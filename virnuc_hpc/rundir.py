@@ -9,6 +9,7 @@
     RUN/tasks/00000/accounting.tsv                  one line per input sequence of the shard
     RUN/tasks/00000/DONE                            written last: part checksums and totals
     RUN/tasks/00000/heartbeat.json, FAILED, task.log
+    RUN/tasks/00000/REJECTED                        reduce's verdict on this DONE (why refused)
     RUN/results/prediction_results.txt, prediction_results_highestscore.csv,
                predictions.tsv, features_index.json, summary.json
     RUN/provenance/<stage>.json                     who ran what, with which versions
@@ -63,6 +64,10 @@ class TaskDir:
     @property
     def failed(self) -> Path:
         return self.root / "FAILED"
+
+    @property
+    def rejected(self) -> Path:
+        return self.root / "REJECTED"
 
     @property
     def heartbeat(self) -> Path:

@@ -1,7 +1,8 @@
 """State of every array task of a run, from the files the tasks leave (no scheduler query).
 
-States: `done` (DONE present and its parts intact), `corrupt` (DONE present but a listed part
-or the accounting is missing or has another size; with `deep=True` the full `verify_task`),
+States: `done` (DONE present and its parts intact), `corrupt` (DONE present but refused by
+`reduce` (its REJECTED verdict), or a listed part or the accounting is missing or has another
+size; with `deep=True` the full `verify_task`),
 `running` (fresh heartbeat, no DONE), `failed` (a FAILED marker newer than the heartbeat, a
 heartbeat gone stale without DONE, a last heartbeat (`ended`) without DONE, or - on the
 heartbeat's own host - its process gone without DONE), `pending` (nothing yet).
@@ -16,7 +17,7 @@ from typing import Iterable
 
 from .plan import Plan, load_manifest, load_plan
 from .rundir import RunDir, TaskDir
-from .store import read_done, read_failed, read_heartbeat, verify_task
+from .store import read_done, read_failed, read_heartbeat, read_rejection, verify_task
 
 STALE_AFTER_S = 300.0
 STATES = ("pending", "running", "done", "failed", "corrupt")
@@ -25,6 +26,9 @@ RESUBMIT_STATES = frozenset({"pending", "failed", "corrupt"})
 
 def _done_problem(run: RunDir, index: int, done: dict, deep: bool) -> str | None:
     task = run.task(index)
+    rejection = read_rejection(task)
+    if rejection is not None:
+        return "reduce refused it: " + "; ".join(rejection.get("problems") or ["(no reason)"])
     if deep:
         problems = verify_task(task, load_manifest(run, index).expectation())
         return "; ".join(problems) or None

@@ -158,6 +158,7 @@ class PartWriter:
         self.fingerprints = dict(fingerprints)
         self.task.root.mkdir(parents=True, exist_ok=True)
         self.task.done.unlink(missing_ok=True)
+        self.task.rejected.unlink(missing_ok=True)
         resumed = resume_point(task_dir, self.widths, self.fingerprints)
         self.parts: list[PartInfo] = list(resumed.infos)
 
@@ -246,6 +247,36 @@ def mark_failed(task_dir: str | os.PathLike, reason: str) -> None:
 
 def read_failed(task_dir: str | os.PathLike) -> dict | None:
     return _read_json(TaskDir(task_dir).failed)
+
+
+def _done_digest(task: TaskDir) -> str | None:
+    try:
+        return sha256_file(task.done)
+    except OSError:
+        return None
+
+
+def mark_rejected(task_dir: str | os.PathLike, problems: Sequence[str]) -> bool:
+    """Record why `reduce` refused this shard's DONE (status shows it `corrupt`, resubmit and
+    run-task rerun it). Bound to that DONE's bytes: a new DONE voids it. False without DONE
+    (then there is nothing to hold against)."""
+    task = TaskDir(task_dir)
+    digest = _done_digest(task)
+    if digest is None:
+        return False
+    record = {"time": time.time(), "by": "reduce", "problems": list(problems),
+              "done_sha256": digest, "host": socket.gethostname()}
+    atomic_write(task.rejected, _json_bytes(record))
+    return True
+
+
+def read_rejection(task_dir: str | os.PathLike) -> dict | None:
+    """reduce's verdict on the current DONE, or None (no verdict, or one on an older DONE)."""
+    task = TaskDir(task_dir)
+    record = _read_json(task.rejected)
+    if record is None or record.get("done_sha256") != _done_digest(task):
+        return None
+    return record
 
 
 # --- per-sequence accounting ------------------------------------------------------------

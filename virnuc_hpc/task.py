@@ -31,7 +31,8 @@ from .progress import Progress
 from .rundir import RunDir
 from .runconfig import RunConfig
 from .sequences import Frame, Prepared, prepare
-from .store import PartWriter, mark_failed, read_done, verify_task, write_accounting
+from .store import (PartWriter, mark_failed, read_done, read_rejection, verify_task,
+                    write_accounting)
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +80,10 @@ def task_options(run_dir, device: str = "auto") -> TaskOptions:
 def run_task(run_dir, index: int, options: TaskOptions = TaskOptions()) -> TaskResult:
     run = RunDir(run_dir)
     plan = planning.load_plan(run.root)
-    expectation = planning.load_manifest(run.root, index).expectation()
+    expectation = planning.load_manifest(run.root, index).expectation(
+        fingerprints=plan.models or None)
     task = run.task(index)
-    if read_done(task.root) is not None and not verify_task(task.root, expectation):
+    if _verified_done(task, expectation):
         log.info("shard %d is already done and verified: nothing to do", index)
         done = read_done(task.root)
         return TaskResult(index, "already-done", done["rows"], done["sequences"])
@@ -91,6 +93,12 @@ def run_task(run_dir, index: int, options: TaskOptions = TaskOptions()) -> TaskR
         except BaseException as exc:
             mark_failed(task.root, f"{type(exc).__name__}: {exc}")
             raise
+
+
+def _verified_done(task, expectation) -> bool:
+    """DONE present, verified, and not refused by reduce."""
+    return read_done(task.root) is not None and read_rejection(task.root) is None and \
+        not verify_task(task.root, expectation)
 
 
 @contextmanager
