@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
@@ -146,3 +147,53 @@ def test_reduce_verdict_shows_corrupt_until_resubmit_repairs(tiny_cache, tmp_pat
     assert not run.task(1).rejected.exists()
     assert run_cli("reduce", run_dir).returncode == 0
     assert {p.name: p.read_bytes() for p in (run.prediction_results, run.predictions)} == clean
+
+
+def test_watch_shows_each_status_until_every_shard_ended(run_dir):
+    from virnuc_hpc.status import watch
+
+    seen = []
+
+    def finish_one(_seconds):
+        run_task(run_dir, len(seen) - 1)
+
+    final = watch(run_dir, 5, lambda report: seen.append(report["totals"]["done"]),
+                  sleep=finish_one)
+    assert seen == [0, 1, 2, 3, 4, 5, 6] and all(s["state"] == "done" for s in final["shards"])
+    mark_failed(RunDir(run_dir).task(0), "boom")   # failed counts as ended: no endless watch
+    RunDir(run_dir).task(0).done.unlink()
+    assert watch(run_dir, 5, lambda report: None, sleep=pytest.fail)["shards"][0]["state"] == \
+        "failed"
+
+
+def test_watch_redraws_one_table_in_a_terminal(run_dir, tmp_path):
+    """`status --watch 1` in tmux: one table at a time, redrawn as shards finish; exits 0."""
+    import shutil
+    import sys
+
+    from tests.helpers import REPO
+    from tests.test_live import Tmux
+
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux not installed (apt-get install tmux)")
+    for index in range(5):
+        run_task(run_dir, index)
+    _beat(run_dir, 5, age=0)
+    code = tmp_path / "exit"
+    tmux = Tmux(f"virnuc-watch-{os.getpid()}")
+    tmux.start(f"cd {REPO} && {sys.executable} -m virnuc_hpc status {run_dir} --watch 1; "
+               f"echo $? > {code}; sleep 600", width=200)
+    try:
+        deadline = time.monotonic() + 60
+        while "running" not in tmux.screen() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        running = tmux.screen()
+        run_task(run_dir, 5)
+        while not code.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        final = tmux.screen()
+    finally:
+        tmux.kill()
+    assert "1 running, 5 done" in running and running.count("index state") == 1, running
+    assert code.read_text().strip() == "0", final
+    assert "6 done" in final and final.count("index state") == 1, final

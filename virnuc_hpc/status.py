@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from typing import Iterable
+from typing import Callable, Iterable
 
 from .plan import Plan, load_manifest, load_plan
 from .rundir import RunDir, TaskDir
@@ -22,6 +22,7 @@ from .store import read_done, read_failed, read_heartbeat, read_rejection, verif
 STALE_AFTER_S = 300.0
 STATES = ("pending", "running", "done", "failed", "corrupt")
 RESUBMIT_STATES = frozenset({"pending", "failed", "corrupt"})
+ENDED_STATES = frozenset({"done", "failed", "corrupt"})
 
 
 def _done_problem(run: RunDir, index: int, done: dict, deep: bool) -> str | None:
@@ -165,3 +166,19 @@ def format_table(status: dict) -> str:
     lines.append(f"total: {t['shards']} shards, " + ", ".join(f"{t[k]} {k}" for k in STATES)
                  + f"; {t['chunks_done']:.0f}/{t['chunks']} chunks; ETA {eta}")
     return "\n".join(lines)
+
+
+def finished(status: dict) -> bool:
+    """Every shard done, failed or corrupt: nothing is left to wait for."""
+    return all(shard["state"] in ENDED_STATES for shard in status["shards"])
+
+
+def watch(run_dir: str | os.PathLike, every: float, show: Callable[[dict], None],
+          deep: bool = False, sleep: Callable[[float], None] = time.sleep) -> dict:
+    """Call `show(run_status(...))` every `every` seconds until `finished`; the last status."""
+    while True:
+        status = run_status(run_dir, deep=deep)
+        show(status)
+        if finished(status):
+            return status
+        sleep(every)
