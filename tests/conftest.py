@@ -15,7 +15,8 @@ from tests.helpers import GOLDEN
 @pytest.fixture(scope="session")
 def golden() -> Path:
     if not GOLDEN.is_dir():
-        pytest.fail(f"golden files not found at {GOLDEN}: set VIRNUC_SHARED to the shared/ folder")
+        pytest.fail(f"golden files not found at {GOLDEN}: restore tests/golden, or set "
+                    "VIRNUC_SHARED to a folder holding golden/")
     return GOLDEN
 
 

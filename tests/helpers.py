@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("VIRNUC_SHARED", REPO.parent / "shared"))
-GOLDEN = SHARED / "golden"
+# The original tool's outputs, vendored in tests/golden (VIRNUC_SHARED=DIR: DIR/golden instead)
+SHARED = Path(os.environ["VIRNUC_SHARED"]) if "VIRNUC_SHARED" in os.environ else None
+GOLDEN = SHARED / "golden" if SHARED is not None else REPO / "tests" / "golden"
 
 
 def run_cli(*args, env=None, cwd=None) -> subprocess.CompletedProcess:

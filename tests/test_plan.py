@@ -173,3 +173,26 @@ def test_plan_json_records_fingerprint_inputs_and_estimates(tmp_path):
     assert len(data["input"]["sha256"]) == 64 and data["models"] == {"esm": "sha-e"}
     assert data["shards"][0]["tokens_est"] > 0 and "estimate" in data["estimate_note"]
     assert (tmp_path / "run" / "provenance" / "plan.json").exists()
+
+
+def test_gpu_hour_estimate_says_goal_until_a_measurement_is_recorded(tmp_path, monkeypatch):
+    from virnuc_hpc.throughput import GOALS, esm_rate, record_measurement
+
+    cache = tmp_path / "cache"
+    goal = esm_rate("bf16", cache)
+    assert (goal.residues_per_s, goal.measured) == (GOALS["bf16"], False)
+    assert "goal, not a measurement" in goal.describe() and "virnuc-hpc bench" in goal.describe()
+    assert esm_rate("fp32", cache).residues_per_s == GOALS["fp32"]
+    record_measurement({"precision": "bf16", "residues_per_s": 81234.5,
+                        "device": "cuda (NVIDIA H200)"}, cache)
+    measured = esm_rate("bf16", cache)
+    assert measured.measured and measured.residues_per_s == 81234.5
+    assert "measured: `virnuc-hpc bench` on cuda (NVIDIA H200)" in measured.describe()
+    fasta = tmp_path / "in.fa"
+    write_fasta(fasta, [500] * 40)
+    monkeypatch.setenv("VIRNUC_HPC_CACHE", str(cache))
+    bf16 = plan_input(fasta, tmp_path / "a", shards=2, config={"precision": "bf16"})
+    fp32 = plan_input(fasta, tmp_path / "b", shards=2)
+    assert "81,234 residues/s per GPU (measured" in bf16.table()
+    assert "6,700 residues/s per GPU (goal, not a measurement" in fp32.table()
+    assert fp32.gpu_hours_est == pytest.approx(bf16.gpu_hours_est * 81234.5 / GOALS["fp32"])

@@ -36,17 +36,17 @@ from .rundir import RunDir, index_name, write_provenance
 from .sequences.prepare import chunk_spans
 from .sequences.reader import Record, iter_records
 from .store import Expectation
+from .throughput import esm_rate
 
 FORMAT = 1
 CHUNK_SIZES = (300, 500)
 DEFAULT_SEQUENCES_PER_SHARD = 10_000
-ESM_RESIDUES_PER_S = 95_000  # notes/gpu.md goal per H100, bf16 (an estimate, not a measurement)
-FRAMES_PER_CHUNK = {300: 1.27, 500: 0.78}  # notes/workload.md, bacterial reads (upper figure)
+FRAMES_PER_CHUNK = {300: 1.27, 500: 0.78}  # docs/workload.md, bacterial reads (upper figure)
 SHARD_DTYPE = np.dtype([("ordinal", "<i8"), ("length", "<i8"), ("chunks", "<i8")])
 ID_FLUSH_LINES = 200_000
 FSYNC_THREADS = 16
-ESTIMATE_NOTE = ("estimate: ESM-2 3B at {rate:,} residues/s per H100 (bf16 goal, notes/gpu.md), "
-                 "{frames} kept frames per {chunk}-bp chunk assumed, DNABERT-S and I/O ignored")
+ESTIMATE_NOTE = ("estimate: {rate}; {frames} kept frames per {chunk}-bp chunk assumed "
+                 "(docs/workload.md), DNABERT-S and I/O ignored")
 
 
 @dataclass
@@ -108,7 +108,7 @@ class Plan:
         return "\n".join([head, *rows, total,
                           f"shards: {len(self.shards)}, "
                           f"imbalance (max/mean chunks): {self.imbalance:.4f}",
-                          f"GPU hours are an {self.estimate_note}"])
+                          f"GPU hours: {self.estimate_note}"])
 
 
 def _row(name: str, sequences: int, chunks: int, tokens: int, hours: float) -> str:
@@ -274,19 +274,20 @@ def _make_plan(input_path: Path, digest: str, chunk_size: int, profile: str, con
     per = {name: np.bincount(assign, getattr(costs, name), n_shards).astype(np.int64)
            for name in ("chunks", "bases")}
     counts = np.bincount(assign, minlength=n_shards)
-    frames = FRAMES_PER_CHUNK[chunk_size]
-    shard_plans = [_shard_plan(i, int(n), int(c), int(b), frames)
+    frames, rate = FRAMES_PER_CHUNK[chunk_size], esm_rate(config.get("precision", "fp32"))
+    shard_plans = [_shard_plan(i, int(n), int(c), int(b), frames, rate.residues_per_s)
                    for i, (n, c, b) in enumerate(zip(counts, per["chunks"], per["bases"]))]
     source = {"path": str(input_path), "sha256": digest, "bytes": input_path.stat().st_size}
-    note = ESTIMATE_NOTE.format(rate=ESM_RESIDUES_PER_S, frames=frames, chunk=chunk_size)
+    note = ESTIMATE_NOTE.format(rate=rate.describe(), frames=frames, chunk=chunk_size)
     return Plan(fingerprint(digest, chunk_size, profile, config, models), source, chunk_size,
                 profile, config, models, __version__, int(counts.sum()), int(costs.chunks.sum()),
                 int(costs.bases.sum()), imbalance(per["chunks"]), note, shard_plans)
 
 
-def _shard_plan(index: int, sequences: int, chunks: int, bases: int, frames: float) -> ShardPlan:
+def _shard_plan(index: int, sequences: int, chunks: int, bases: int, frames: float,
+                residues_per_s: float) -> ShardPlan:
     tokens = round(frames * (bases / 3 + 2 * chunks))
-    return ShardPlan(index, sequences, chunks, bases, tokens, tokens / ESM_RESIDUES_PER_S / 3600)
+    return ShardPlan(index, sequences, chunks, bases, tokens, tokens / residues_per_s / 3600)
 
 
 # --- writing the shards ------------------------------------------------------------------

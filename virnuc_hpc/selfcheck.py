@@ -60,7 +60,7 @@ def check_install(run_dir: os.PathLike, profile: str = "real") -> tuple[Comparis
     from .plan import plan_input
     from .reduce import reduce_run
     from .runner import run_local
-    from .task import profile_fingerprints
+    from .models.cache import profile_fingerprints
 
     plan_input(REFERENCE, run_dir, shards=1, chunk_size=CHUNK_SIZE, profile=profile,
                model_identities=profile_fingerprints(profile, CHUNK_SIZE))

@@ -15,6 +15,7 @@ import socket
 import time
 from typing import Callable, Iterable
 
+from .executors.base import read_record
 from .plan import Plan, load_manifest, load_plan
 from .rundir import RunDir, TaskDir
 from .store import read_done, read_failed, read_heartbeat, read_rejection, verify_task
@@ -101,11 +102,13 @@ def shard_state(run_dir: str | os.PathLike, index: int, plan: Plan | None = None
 def task_states(run_dir: str | os.PathLike, now: float | None = None,
                 stale_after: float = STALE_AFTER_S, deep: bool = False) -> list[dict]:
     """The state record of every shard of the plan, by index."""
-    from .executors.slurm import merge_view, scheduler_view
-
     plan = load_plan(run_dir)
     now = time.time() if now is None else now
     shards = [shard_state(run_dir, s.index, plan, now, stale_after, deep) for s in plan.shards]
+    if (read_record(run_dir) or {}).get("executor") != "slurm":
+        return shards
+    from .executors.slurm import merge_view, scheduler_view  # submitit: only for SLURM runs
+
     return merge_view(shards, scheduler_view(run_dir))  # SLURM's word on ended jobs, if any
 
 

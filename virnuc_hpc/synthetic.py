@@ -1,7 +1,7 @@
 """Deterministic coding-like DNA for benchmarks, tests and the demo.
 
 Random DNA keeps almost no stop-free frame, so test data must carry open reading frames on
-either strand (../shared/notes/workload.md) for anything to reach the encoders.
+either strand (docs/workload.md) for anything to reach the encoders.
 """
 
 from __future__ import annotations

@@ -62,11 +62,6 @@ class TaskResult:
     sequences: int
 
 
-def profile_fingerprints(profile: str, chunk_size: int) -> dict[str, str]:
-    """The models a run will use, by checksum (verifies, and pre-warms, the cache)."""
-    return LoadedModels(resolve_profile(profile, chunk_size)).fingerprints
-
-
 def task_options(run_dir, device: str = "auto") -> TaskOptions:
     """This run's options, from its plan; `auto` takes the GPU this process was given."""
     config = RunConfig.from_dict(planning.load_plan(run_dir).config)

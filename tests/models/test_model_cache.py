@@ -47,7 +47,8 @@ def test_damaged_file_is_detected_before_loading_and_repair_fixes_it(cache, dama
     else:
         path.write_bytes(data[:-100] + bytes([data[-100] ^ 1]) + data[-99:])
     loads = []
-    monkeypatch.setattr("virnuc_hpc.models.LOADERS", {"esm": lambda *a, **k: loads.append(a)})
+    monkeypatch.setattr("virnuc_hpc.models.loaded.LOADERS",
+                        {"esm": lambda *a, **k: loads.append(a)})
     with pytest.raises(IntegrityError) as info:
         assert LoadedModels(resolve_profile("tiny", 300), cache).esm
     assert str(path) in str(info.value) and "models fetch --repair" in str(info.value)

@@ -11,7 +11,8 @@ def test_fetch_list_verify_and_repair(tmp_path, capsys):
     assert main(["models", "list", "--cache", cache]) == 0
     listing = capsys.readouterr().out
     assert "tiny-esm2\tesm\tverified" in listing
-    assert "esm2-3b" not in listing and "virnucpro-500\tclassifier\tmissing" in listing
+    assert "esm2-3b\tesm\tmissing\t0 B\tfair-esm:esm2_t36_3B_UR50D" in listing  # ESM-2 3B listed
+    assert "virnucpro-500\tclassifier\tmissing" in listing
     assert main(["models", "verify", "--cache", cache]) == 0
     assert capsys.readouterr().out.count("verified") == 3
     weights = tmp_path / "cache" / "tiny-dnabert-s" / "pytorch_model.bin"

@@ -20,20 +20,23 @@ SUBCOMMANDS = [
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The full parser; given `argv`, only the subcommand it names is loaded (each module
+    imports what it needs, so a command that runs no model starts at once)."""
     parser = argparse.ArgumentParser(
         prog="virnuc-hpc", description="VirNucPro viral sequence identification at cluster scale."
     )
     parser.add_argument("--version", action="version", version=f"virnuc-hpc {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in SUBCOMMANDS:
+    named = next((a for a in argv or [] if not a.startswith("-")), None)
+    for name in [named] if named in SUBCOMMANDS else SUBCOMMANDS:
         importlib.import_module(f".{name.replace('-', '_')}_cmd", __name__).add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(sys.argv[1:] if argv is None else argv).parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

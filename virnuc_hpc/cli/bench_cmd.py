@@ -1,63 +1,9 @@
-"""`virnuc-hpc bench`: encoder throughput on the real architectures with random weights.
-
-Throughput does not depend on weight values (same kernels, same shapes), so a randomly
-initialised copy of ESM-2 3B or DNABERT-S tells a user how many GPU-hours a run will take.
-Workloads are synthetic proteins / token ids sized like VirNucPro's 300/500-bp chunks.
-"""
+"""`virnuc-hpc bench`: encoder throughput on the real architectures with random weights
+(the library is virnuc_hpc/bench.py)."""
 
 from __future__ import annotations
 
-import json
-import resource
-import statistics
-import time
-from dataclasses import asdict, dataclass
-
-import numpy as np
-import torch
-
-from ..embed import DEFAULT_TOKENS_PER_BATCH, DnabertEncoder, EsmEncoder, token_batches
-from ..errors import ConfigError
-
-# fair-esm ESM-2 architectures: name -> (layers, embed_dim, heads)
-ESM2_ARCHS = {
-    "esm2_t6_8M_UR50D": (6, 320, 20),
-    "esm2_t12_35M_UR50D": (12, 480, 20),
-    "esm2_t30_150M_UR50D": (30, 640, 20),
-    "esm2_t33_650M_UR50D": (33, 1280, 20),
-    "esm2_t36_3B_UR50D": (36, 2560, 40),
-    "esm2_t48_15B_UR50D": (48, 5120, 40),
-}
-ALIASES = {"esm2-3b": "esm2_t36_3B_UR50D"}
-MODELS = ["esm2-3b", "dnabert-s", *ESM2_ARCHS]
-AMINO_ACIDS = np.frombuffer(b"ACDEFGHIKLMNPQRSTVWY", dtype=np.uint8)
-BP_PER_DNABERT_TOKEN = 4  # BPE on DNA: about one token per 4-5 bp (upper estimate of tokens)
-
-
-@dataclass
-class BenchResult:
-    model: str
-    device: str
-    precision: str
-    tokens_per_batch: int
-    chunk_size: int
-    sequences: int
-    residues: int
-    tokens: int
-    padding_fraction: float
-    tokenize_s: float
-    warmup_s: float  # the first (up to) 512 sequences: cuDNN/allocator warm-up, compilation
-    pass_s: list[float]
-    tokens_per_s: float
-    residues_per_s: float
-    sequences_per_s: float
-    useful_tflops: float
-    matmul_tflops: float
-    matmul_dtype: str
-    mfu: float
-    peak_memory_gib: float
-    peak_memory_kind: str
-    compiled: bool = False
+from ..models.registry import BENCH_MODELS as MODELS
 
 
 def add_parser(sub) -> None:
@@ -68,8 +14,8 @@ def add_parser(sub) -> None:
                    help=f"one of: {', '.join(MODELS)}")
     p.add_argument("--random-weights", action="store_true",
                    help="build the architecture with random weights (required: the only mode)")
-    p.add_argument("--device", choices=("cpu", "cuda"),
-                   default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="auto: cuda when a GPU is visible, else cpu")
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"),
                    help="default bf16 on cuda, fp32 on cpu")
     p.add_argument("--tokens-per-batch", type=int, metavar="N")
@@ -84,6 +30,16 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    import json
+    from dataclasses import asdict
+
+    import torch
+
+    from ..bench import bench
+    from ..errors import ConfigError
+
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
     if not args.random_weights:
         raise ConfigError("bench needs --random-weights (throughput does not depend on the "
                           "weight values); add --random-weights")
@@ -96,141 +52,26 @@ def run(args) -> int:
     result = bench(args.model, args.device, precision, args.tokens_per_batch,
                    args.chunk_size, args.sequences, args.repeats, args.seed, args.compile)
     print(json.dumps(asdict(result)) if args.json else report(result))
+    if args.device == "cuda" and args.model in ("esm2-3b", "esm2_t36_3B_UR50D"):
+        _record(asdict(result))
     return 0
 
 
-def bench(name: str, device: str, precision: str, tokens_per_batch: int | None,
-          chunk_size: int, n: int, repeats: int, seed: int = 0,
-          compile_layers: bool = False) -> BenchResult:
-    """Build `name` with random weights, embed a synthetic workload, time it."""
-    budget = tokens_per_batch or DEFAULT_TOKENS_PER_BATCH[device]
-    if device == "cuda":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-    matmul_dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    peak_rate = matmul_rate(device, matmul_dtype)
-    encoder, layer_params, layers, width = build_encoder(name, device, precision, budget,
-                                                         compile_layers)
-    rng = np.random.default_rng(seed)
-    tokens, tokenize_s = workload(encoder, chunk_size, n, rng)
-    lengths = np.array([len(t) for t in tokens])
-    specials = 2  # BOS/EOS or [CLS]/[SEP]
-    warmup_s, passes = timed_passes(encoder, tokens, repeats, device)
-    median = statistics.median(passes)
-    useful = float(np.sum(2 * layer_params * lengths + layers * 4 * lengths**2 * width))
-    peak, peak_kind = peak_memory(device)
-    return BenchResult(
-        model=name, device=device_name(device), precision=precision, tokens_per_batch=budget,
-        chunk_size=chunk_size, sequences=n, residues=int(lengths.sum() - specials * n),
-        tokens=int(lengths.sum()), padding_fraction=padding_fraction(lengths, budget),
-        tokenize_s=tokenize_s, warmup_s=warmup_s, pass_s=passes,
-        tokens_per_s=lengths.sum() / median,
-        residues_per_s=(lengths.sum() - specials * n) / median, sequences_per_s=n / median,
-        useful_tflops=useful / median / 1e12, matmul_tflops=peak_rate / 1e12,
-        matmul_dtype=str(matmul_dtype).removeprefix("torch."),
-        mfu=useful / median / peak_rate, peak_memory_gib=peak, peak_memory_kind=peak_kind,
-        compiled=compile_layers)
+def _record(result: dict) -> None:
+    """A GPU figure for ESM-2 3B becomes the one `plan` estimates GPU hours with."""
+    import sys
+
+    from ..throughput import record_measurement
+
+    try:
+        path = record_measurement(result)
+    except OSError as exc:
+        print(f"not recorded for plan's estimates ({exc})", file=sys.stderr)
+        return
+    print(f"recorded for plan's GPU-hour estimates: {path}", file=sys.stderr)
 
 
-def build_encoder(name: str, device: str, precision: str, budget: int,
-                  compile_layers: bool = False):
-    """(encoder, parameters in the layers, layer count, width) for a random-weight model."""
-    torch.manual_seed(0)
-    if name == "dnabert-s":
-        from ..models.dnabert import DnabertConfig, DnabertModel
-
-        with torch.device(device):
-            model = DnabertModel(DnabertConfig())
-        encoder = DnabertEncoder(model, None, device, precision, budget, compile_layers)
-        stack = model.encoder.layer
-        return encoder, count(stack), len(stack), model.config.hidden_size
-    import esm
-    from esm.model.esm2 import ESM2
-
-    layers, dim, heads = ESM2_ARCHS[ALIASES.get(name, name)]
-    alphabet = esm.data.Alphabet.from_architecture("ESM-1b")
-    with torch.device(device):
-        model = ESM2(layers, dim, heads, alphabet, token_dropout=True)
-    encoder = EsmEncoder(model, alphabet, device, precision, budget, compile_layers)
-    return encoder, count(model.layers), layers, dim
-
-
-def count(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
-def workload(encoder, chunk_size: int, n: int, rng: np.random.Generator):
-    """Token arrays for n sequences of lengths uniform in [0.9 L, L], and the tokenize time.
-
-    Proteins: L = chunk_size // 3 residues, random amino acids through the encoder's own
-    tokenizer (timed). DNABERT-S: L = chunk_size // 4 random BPE ids, plus [CLS]/[SEP]."""
-    if isinstance(encoder, EsmEncoder):
-        top = chunk_size // 3
-        sizes = rng.integers(int(np.ceil(0.9 * top)), top + 1, size=n)
-        proteins = [AMINO_ACIDS[rng.integers(0, 20, size=s)].tobytes().decode() for s in sizes]
-        start = time.perf_counter()
-        tokens = encoder.tokenize(proteins)
-        return tokens, time.perf_counter() - start
-    top = chunk_size // BP_PER_DNABERT_TOKEN
-    sizes = rng.integers(int(np.ceil(0.9 * top)), top + 1, size=n)
-    vocab = encoder.model.config.vocab_size
-    return [np.concatenate(([1], rng.integers(5, vocab, size=s), [2])) for s in sizes], 0.0
-
-
-def timed_passes(encoder, tokens, repeats: int, device: str) -> tuple[float, list[float]]:
-    """Wall seconds of a warm-up pass over up to 512 sequences, then of `repeats` full passes."""
-    seconds = [timed(encoder, tokens[:512], device)]
-    seconds += [timed(encoder, tokens, device) for _ in range(repeats)]
-    return seconds[0], seconds[1:]
-
-
-def timed(encoder, tokens, device: str) -> float:
-    synchronize(device)
-    start = time.perf_counter()
-    encoder.embed_tokens(tokens)
-    synchronize(device)
-    return time.perf_counter() - start
-
-
-def synchronize(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
-def matmul_rate(device: str, dtype: torch.dtype) -> float:
-    """Measured FLOP/s of a square matmul: 8192^3 on a GPU, 2048^3 on CPU; best of 5."""
-    size = 8192 if device == "cuda" else 2048
-    a = torch.randn(size, size, device=device, dtype=dtype)
-    b = torch.randn(size, size, device=device, dtype=dtype)
-    best = float("inf")
-    for _ in range(6):  # the first is a warm-up
-        synchronize(device)
-        start = time.perf_counter()
-        torch.matmul(a, b)
-        synchronize(device)
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best
-
-
-def padding_fraction(lengths: np.ndarray, budget: int) -> float:
-    batches = token_batches(lengths.tolist(), budget)
-    padded = sum(int(lengths[b].max()) * len(b) for b in batches)
-    return 1.0 - float(lengths.sum()) / padded
-
-
-def peak_memory(device: str) -> tuple[float, str]:
-    if device == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**30, "torch.cuda.max_memory_allocated"
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, "peak RSS of the process"
-
-
-def device_name(device: str) -> str:
-    if device == "cuda":
-        return f"cuda ({torch.cuda.get_device_name()})"
-    return f"cpu ({torch.get_num_threads()} threads)"
-
-
-def report(r: BenchResult) -> str:
+def report(r) -> str:
     arch = "fused SDPA attention" if r.precision != "fp32" else "reference forward"
     arch += ", torch.compile per layer" if r.compiled else ""
     passes = ", ".join(f"{s:.3f}" for s in r.pass_s)

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import logging
 
-import torch
-
-from ..embed import DEVICES, PRECISIONS, embed_fasta, open_encoder
-
 log = logging.getLogger(__name__)
 
 
@@ -23,9 +19,9 @@ def add_parser(sub) -> None:
     p.add_argument("--model-path", metavar="P",
                    help="a DNABERT-style folder or fair-esm checkpoint to load instead")
     p.add_argument("--out", required=True, metavar="OUT.safetensors")
-    p.add_argument("--device", choices=DEVICES,
-                   default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--precision", choices=list(PRECISIONS), default="fp32",
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="auto: cuda when a GPU is visible, else cpu")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
                    help="fp32 is the reference; bf16/fp16 use fused attention")
     p.add_argument("--tokens-per-batch", type=int, metavar="N",
                    help="padded tokens per batch (default 4096 on cpu, 32768 on cuda)")
@@ -35,6 +31,12 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    import torch
+
+    from ..embed import embed_fasta, open_encoder
+
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
     encoder = open_encoder(args.model, args.model_path, args.device, args.precision,
                            args.tokens_per_batch, compile_layers=args.compile)
     count = embed_fasta(args.input, args.out, encoder)

@@ -10,10 +10,9 @@ from pathlib import Path
 
 from ..errors import ConfigError, UserError
 from ..fsio import sha256_file
-from ..models import ModelCache, get_spec, resolve_profile, spec_from_path
-from ..models import reference
-from ..models.cache import check_revision
-from ..models.registry import CHUNK_SIZES, PROFILES, REGISTRY
+from ..models.cache import ModelCache, check_revision
+from ..models.registry import (CHUNK_SIZES, PROFILES, REGISTRY, get_spec, resolve_profile,
+                               spec_from_path)
 
 
 def _selection_args(p, default_profile: str | None) -> None:
@@ -79,8 +78,9 @@ def _check_reference_args(actions) -> None:
                        help="replace the weights by seeded random ones of the same shapes")
     check.add_argument("--sequences", type=int, default=24, help="random DNA sequences to embed")
     check.add_argument("--seed", type=int, default=0)
-    check.add_argument("--tolerance", type=float, default=reference.TOLERANCE,
-                       help="max abs difference of mean embeddings (default %(default)g)")
+    check.add_argument("--tolerance", type=float, default=None,
+                       help="max abs difference of mean embeddings (default 1e-4, "
+                            "docs/spec-models.md)")
     check.add_argument("--cache", metavar="DIR")
 
 
@@ -137,8 +137,15 @@ def _verify(args, cache: ModelCache) -> int:
     return 1 if failed else 0
 
 
+def known_names() -> list[str]:
+    """Every model of the known profiles (both chunk sizes), of the registry, by name."""
+    in_profiles = {spec.name for profile in PROFILES for chunk in CHUNK_SIZES
+                   for spec in resolve_profile(profile, chunk).specs()}
+    return sorted(in_profiles | set(REGISTRY))
+
+
 def _list(args, cache: ModelCache) -> int:
-    names = sorted(set(REGISTRY) | set(cache.entries()))
+    names = sorted(set(known_names()) | set(cache.entries()))
     print(f"# cache: {cache.root}")
     print("name\tkind\tstate\tsize\tsource")
     for name in names:
@@ -153,6 +160,9 @@ def _list(args, cache: ModelCache) -> int:
 
 
 def _check_reference(args, cache: ModelCache) -> int:
+    from ..models import reference
+
+    tolerance = reference.TOLERANCE if args.tolerance is None else args.tolerance
     spec = get_spec(args.model)
     if spec.kind != "dnabert":
         raise ConfigError(f"model {args.model!r} is a {spec.kind}; check-reference compares "
@@ -162,7 +172,7 @@ def _check_reference(args, cache: ModelCache) -> int:
     weights = cache.prewarm(spec)
     report = reference.check_dnabert(args.code, weights, random_weights=args.random_weights,
                                      seed=args.seed, count=args.sequences,
-                                     tolerance=args.tolerance)
+                                     tolerance=tolerance)
     code = Path(args.code) / f"{reference.PUBLISHED_MODULE}.py"
     print(f"published code: {code} (sha256 {sha256_file(code)[:16]})")
     print(f"weights: {weights}" + (f", replaced by random (seed {args.seed})"

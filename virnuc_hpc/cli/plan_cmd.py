@@ -38,7 +38,7 @@ def plan_from_args(args, run_dir, dry_run: bool = False):
     from ..runconfig import load_config
     from ..plan import plan_input
 
-    from ..task import profile_fingerprints
+    from ..models.cache import profile_fingerprints
 
     config = load_config(args.config, precision=args.precision,
                          tokens_per_batch=args.tokens_per_batch, compile=args.compile)

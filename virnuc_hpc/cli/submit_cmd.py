@@ -71,7 +71,9 @@ def run(args) -> int:
         return 0
     submission = executor.submit(args.run_dir, todo, task_argv, reduce_argv)
     if profile.executor == "local":
-        executor.wait(submission).check(args.run_dir)
+        from ..live import make_view
+
+        executor.wait(submission, monitor=make_view(args.run_dir, todo)).check(args.run_dir)
     _print_submission(submission, args.run_dir)
     return 0
 

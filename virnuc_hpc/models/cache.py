@@ -17,7 +17,6 @@ from filelock import FileLock
 
 from .. import fsio
 from ..errors import ConfigError, IntegrityError, UserError
-from . import tiny
 from .registry import REGISTRY, ModelSpec
 
 log = logging.getLogger(__name__)
@@ -233,8 +232,7 @@ class ModelCache:
         previous = previous or {}
         requested = None
         if spec.generated:
-            records = self._generate(spec, directory)
-            commit = f"tiny-seed-{tiny.SEED}"
+            records, commit = self._generate(spec, directory)
         elif spec.source.startswith("hf:"):
             requested = revision or previous.get("requested_revision") or spec.revision
             records, commit = _download_hub(
@@ -249,9 +247,12 @@ class ModelCache:
         fsio.atomic_write(directory / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
         log.info("published %s in %s", spec.name, directory)
 
-    def _generate(self, spec: ModelSpec, directory: Path) -> dict:
+    def _generate(self, spec: ModelSpec, directory: Path) -> tuple[dict, str]:
+        from . import tiny  # torch: only when a tiny entry is made
+
         files = tiny.files_for(spec.kind, chunk_size=spec.chunk_size or 0)
-        return {name: publish_bytes(directory / name, data) for name, data in files.items()}
+        records = {name: publish_bytes(directory / name, data) for name, data in files.items()}
+        return records, f"tiny-seed-{tiny.SEED}"
 
 
 def offline_mode() -> bool:
@@ -370,3 +371,13 @@ def model_fingerprint(spec: ModelSpec, path) -> str:
                          p.name.startswith(".")) if path.is_dir() else [path]
         listing = [(p.name, fsio.sha256_file(p)) for p in targets]
     return fsio.sha256_bytes(json.dumps(listing).encode())[:16]
+
+
+def profile_fingerprints(profile: str, chunk_size: int,
+                         cache: ModelCache | None = None) -> dict[str, str]:
+    """The models a run will use, by checksum (verifies, and pre-warms, the cache)."""
+    from .registry import resolve_profile
+
+    cache = cache or ModelCache()
+    return {spec.name: model_fingerprint(spec, cache.prewarm(spec))
+            for spec in resolve_profile(profile, chunk_size).specs()}

@@ -1,5 +1,5 @@
 """DNABERT-S (MosaicBERT) as a plain nn.Module: loads the published weights with strict keys,
-runs without any code from the hub. Semantics follow ../shared/spec/models.md."""
+runs without any code from the hub. Semantics follow docs/spec-models.md."""
 
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ from .dnabert import load_dnabert, read_state_dict
 PUBLISHED_MODULE = "bert_layers"
 CONFIG_MODULE = "configuration_bert"
 TRITON_MODULE = "flash_attn_triton"
-TOLERANCE = 1e-4  # max abs difference of mean embeddings (spec/models.md)
+TOLERANCE = 1e-4  # max abs difference of mean embeddings (docs/spec-models.md)
 LENGTHS = (300, 500, 17, 3000)  # bp; 3000 bp runs past the 512-token ALiBi starting size
 
 

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
-from . import tiny
 
 KINDS = ("dnabert", "esm", "classifier")
 PROFILES = ("real", "tiny")
@@ -79,10 +78,12 @@ def _files(*names: str, optional: tuple[str, ...] = ()) -> tuple[ModelFile, ...]
     return required + tuple(ModelFile(n, optional=True) for n in optional)
 
 
-def esm_spec(esm_name: str, name: str | None = None) -> ModelSpec:
-    """A fair-esm pretrained model by its fair-esm name (validated against fair-esm)."""
+def esm_spec(esm_name: str, name: str | None = None, known: bool = False) -> ModelSpec:
+    """A fair-esm pretrained model by its fair-esm name (validated against fair-esm's list,
+    which imports torch, unless `known`)."""
     match = ESM_NAME.match(esm_name)
-    if not match or esm_name in ESM_UNFETCHABLE or esm_name not in fair_esm_names():
+    if not match or esm_name in ESM_UNFETCHABLE or \
+            not (known or esm_name in fair_esm_names()):
         raise ConfigError(
             f"{esm_name!r} is not a fair-esm sequence model; valid: {', '.join(fair_esm_names())}"
         )
@@ -98,6 +99,12 @@ def fair_esm_names() -> list[str]:
     return sorted(n for n in names if ESM_NAME.match(n).group(3) in ESM_DIMS)
 
 
+# The tiny profile's shape and file names (tiny.py builds the models to match)
+TINY_DIMS = {"dnabert": 96, "esm": 64}
+TINY_ESM_FILE = "esm2_t2_64_tiny.pt"  # the stem must start with 'esm2' for fair-esm's loader
+TINY_CLASSIFIER_FILE = "model.pth"
+
+
 def _virnucpro(chunk: int) -> ModelSpec:
     url = VIRNUCPRO_URL.format(chunk=chunk)
     return ModelSpec(f"virnucpro-{chunk}", "classifier", 768 + 2560, "url",
@@ -105,8 +112,8 @@ def _virnucpro(chunk: int) -> ModelSpec:
 
 
 def _tiny_classifier(chunk: int) -> ModelSpec:
-    return ModelSpec(f"tiny-virnucpro-{chunk}", "classifier", sum(tiny.tiny_dims()), "tiny",
-                     _files(tiny.CLASSIFIER_FILE), biologically_meaningful=False,
+    return ModelSpec(f"tiny-virnucpro-{chunk}", "classifier", sum(TINY_DIMS.values()), "tiny",
+                     _files(TINY_CLASSIFIER_FILE), biologically_meaningful=False,
                      chunk_size=chunk)
 
 
@@ -117,15 +124,25 @@ REGISTRY: dict[str, ModelSpec] = {
                            revision=DNABERT_S_REVISION),
     "virnucpro-300": _virnucpro(300),
     "virnucpro-500": _virnucpro(500),
-    "tiny-dnabert-s": ModelSpec("tiny-dnabert-s", "dnabert", tiny.TINY_DNABERT.hidden_size, "tiny",
+    "tiny-dnabert-s": ModelSpec("tiny-dnabert-s", "dnabert", TINY_DIMS["dnabert"], "tiny",
                                 _files(*DNABERT_FILES, "special_tokens_map.json"),
                                 biologically_meaningful=False),
-    "tiny-esm2": ModelSpec("tiny-esm2", "esm", tiny.TINY_ESM["dim"], "tiny",
-                           _files(tiny.TINY_ESM_FILE), biologically_meaningful=False),
+    "tiny-esm2": ModelSpec("tiny-esm2", "esm", TINY_DIMS["esm"], "tiny",
+                           _files(TINY_ESM_FILE), biologically_meaningful=False),
     "tiny-virnucpro-300": _tiny_classifier(300),
     "tiny-virnucpro-500": _tiny_classifier(500),
 }
 ALIASES = {"esm2-3b": "esm2_t36_3B_UR50D"}
+# fair-esm ESM-2 architectures: name -> (layers, embed_dim, heads); `bench` builds them
+ESM2_ARCHS = {
+    "esm2_t6_8M_UR50D": (6, 320, 20),
+    "esm2_t12_35M_UR50D": (12, 480, 20),
+    "esm2_t30_150M_UR50D": (30, 640, 20),
+    "esm2_t33_650M_UR50D": (33, 1280, 20),
+    "esm2_t36_3B_UR50D": (36, 2560, 40),
+    "esm2_t48_15B_UR50D": (48, 5120, 40),
+}
+BENCH_MODELS = ["esm2-3b", "dnabert-s", *ESM2_ARCHS]
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -133,7 +150,7 @@ def get_spec(name: str) -> ModelSpec:
     if name in REGISTRY:
         return REGISTRY[name]
     if name in ALIASES:
-        return esm_spec(ALIASES[name], name)
+        return esm_spec(ALIASES[name], name, known=True)
     if ESM_NAME.match(name):
         return esm_spec(name)
     valid = sorted(REGISTRY) + sorted(ALIASES) + ["<any fair-esm name, e.g. esm2_t6_8M_UR50D>"]

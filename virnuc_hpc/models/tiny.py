@@ -16,20 +16,20 @@ from pathlib import Path
 import torch
 
 from .dnabert import DnabertConfig
+from .registry import TINY_CLASSIFIER_FILE as CLASSIFIER_FILE
+from .registry import TINY_DIMS, TINY_ESM_FILE
 
 SEED = 20240611
 SPECIAL_TOKENS = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"]
 TINY_DNABERT = DnabertConfig(
     vocab_size=1024,
-    hidden_size=96,
+    hidden_size=TINY_DIMS["dnabert"],
     num_hidden_layers=2,
     num_attention_heads=12,  # 12 heads like the real model: exercises the non-power-of-2 ALiBi rule
     intermediate_size=192,
     layer_norm_eps=1e-12,
 )
-TINY_ESM = {"layers": 2, "dim": 64, "heads": 4}
-TINY_ESM_FILE = "esm2_t2_64_tiny.pt"  # the stem must start with 'esm2' for fair-esm's loader
-CLASSIFIER_FILE = "model.pth"
+TINY_ESM = {"layers": 2, "dim": TINY_DIMS["esm"], "heads": 4}
 CLASSIFIER_HIDDEN = 512
 
 
@@ -66,7 +66,7 @@ def _json_bytes(obj) -> bytes:
 
 
 def dnabert_state_shapes(cfg: DnabertConfig) -> dict[str, tuple[int, ...]]:
-    """The published DNABERT-S state-dict keys and shapes (spec/models.md), written out
+    """The published DNABERT-S state-dict keys and shapes (docs/spec-models.md), written out
     independently of the nn.Module so that strict loading is a real check."""
     hid, inter = cfg.hidden_size, cfg.intermediate_size
     shapes = {

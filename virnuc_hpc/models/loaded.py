@@ -1,0 +1,96 @@
+"""The profile's models loaded once per process, and released explicitly (`LoadedModels`)."""
+
+from __future__ import annotations
+
+import gc
+import threading
+
+import torch
+
+from .cache import ModelCache, model_fingerprint
+from .classifier import MLPClassifier, load_classifier
+from .dnabert import load_dnabert
+from .esm import load_esm
+from .registry import ModelSpec, Profile
+
+LOADERS = {"dnabert": load_dnabert, "esm": load_esm, "classifier": load_classifier}
+
+# (kind, path, fingerprint, device) -> loaded object; shared by every LoadedModels in the process
+_loaded: dict[tuple[str, str, str, str], object] = {}
+_users: dict[tuple[str, str, str, str], int] = {}
+_guard = threading.Lock()
+
+
+def _acquire(key: tuple[str, str, str, str]) -> object:
+    with _guard:
+        if key not in _loaded:
+            kind, path, _, device = key
+            _loaded[key] = LOADERS[kind](path, device=device)
+        _users[key] = _users.get(key, 0) + 1
+        return _loaded[key]
+
+
+def _drop(key: tuple[str, str, str, str]) -> None:
+    with _guard:
+        _users[key] -= 1
+        if _users[key] == 0:
+            del _users[key], _loaded[key]
+
+
+class LoadedModels:
+    """The profile's three models, verified then loaded lazily, once per process.
+
+    `.dnabert` is (tokenizer, DnabertModel), `.esm` is (ESM model, alphabet), `.classifier` is
+    an eval-mode MLPClassifier. `release()` (or leaving the `with` block) drops them."""
+
+    def __init__(self, profile: Profile, cache: ModelCache | None = None, device="cpu"):
+        self.profile, self.cache, self.device = profile, cache or ModelCache(), str(device)
+        self._keys: dict[str, tuple[str, str, str, str]] = {}
+        self._objects: dict[str, object] = {}
+
+    @property
+    def biologically_meaningful(self) -> bool:
+        return all(spec.biologically_meaningful for spec in self.profile.specs())
+
+    @property
+    def fingerprints(self) -> dict[str, str]:
+        """The same as `cache.profile_fingerprints` for this profile."""
+        return {spec.name: self._key(spec)[2] for spec in self.profile.specs()}
+
+    def _key(self, spec: ModelSpec) -> tuple[str, str, str, str]:
+        if spec.kind not in self._keys:
+            path = self.cache.prewarm(spec)
+            fingerprint = model_fingerprint(spec, path)
+            self._keys[spec.kind] = (spec.kind, str(path), fingerprint, self.device)
+        return self._keys[spec.kind]
+
+    def _get(self, spec: ModelSpec):
+        if spec.kind not in self._objects:
+            self._objects[spec.kind] = _acquire(self._key(spec))
+        return self._objects[spec.kind]
+
+    @property
+    def dnabert(self):
+        return self._get(self.profile.dnabert)
+
+    @property
+    def esm(self):
+        return self._get(self.profile.esm)
+
+    @property
+    def classifier(self) -> MLPClassifier:
+        return self._get(self.profile.classifier)
+
+    def release(self) -> None:
+        for kind in list(self._objects):
+            del self._objects[kind]
+            _drop(self._keys[kind])
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def __enter__(self) -> "LoadedModels":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
