@@ -32,7 +32,7 @@ import numpy as np
 from . import __version__
 from .errors import ConfigError, IntegrityError, UserError
 from .fsio import atomic_write, fsync_dir, sha256_bytes, sha256_file
-from .rundir import RunDir, index_name, write_provenance
+from .rundir import RunDir, claim_run_dir, index_name, write_provenance
 from .sequences.prepare import chunk_spans
 from .sequences.reader import Record, iter_records
 from .store import Expectation
@@ -253,8 +253,9 @@ def _prepare_run_dir(run: RunDir) -> None:
     if run.plan.exists():
         raise UserError(f"{run.root} already holds a plan ({run.plan}); "
                         "use a new --run-dir, or remove this one to re-plan")
+    claim_run_dir(run)
     if run.shards.exists():
-        shutil.rmtree(run.shards)  # left by a plan that did not finish (no plan.json)
+        shutil.rmtree(run.shards)  # left by a plan of ours that did not finish (no plan.json)
     run.shards.mkdir(parents=True)
 
 

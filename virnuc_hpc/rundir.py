@@ -13,20 +13,37 @@
     RUN/results/prediction_results.txt, prediction_results_highestscore.csv,
                predictions.tsv, features_index.json, summary.json
     RUN/provenance/<stage>.json                     who ran what, with which versions
+    RUN/.virnuc-run                                 marks the folder as a run (claim_run_dir)
+    RUN/.driver.lock, RUN/.driver.json              the command driving the run (driver_lock)
+
+A run dir is only ever a folder that did not exist, was empty, or is already a run: nothing of
+a user's is overwritten or deleted (`claim_run_dir`). One command at a time drives a run
+(`predict`, `run`, `resubmit`, `submit`: `driver_lock`); a second is refused at once, naming
+the first (pid, host).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
+import shutil
 import socket
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
+
+from filelock import FileLock, Timeout
 
 from . import __version__
+from .errors import UserError
 from .fsio import atomic_write
+
+log = logging.getLogger(__name__)
+MARKER = ".virnuc-run"
 
 INDEX_WIDTH = 5
 
@@ -112,6 +129,14 @@ class RunDir:
         return self.shards / f"shard-{index_name(index)}.ids"
 
     @property
+    def marker(self) -> Path:
+        return self.root / MARKER
+
+    @property
+    def driver(self) -> Path:
+        return self.root / ".driver.json"
+
+    @property
     def tasks(self) -> Path:
         return self.root / "tasks"
 
@@ -171,3 +196,69 @@ def write_provenance(run: RunDir, stage: str, details: dict) -> Path:
     path = run.provenance(stage)
     atomic_write(path, json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
     return path
+
+
+def is_run(run: RunDir) -> bool:
+    """The folder was made by virnuc-hpc (its marker, or a plan from before markers)."""
+    return run.marker.is_file() or run.plan.is_file()
+
+
+def claim_run_dir(run: RunDir) -> None:
+    """Make `run` a run dir: create it, or take an empty folder or an existing run. A file, or
+    a folder holding anything else, is refused before anything is written."""
+    if run.root.exists() and not run.root.is_dir():
+        raise UserError(f"{run.root} is a file, not a folder; give a new folder for the run")
+    if run.root.is_dir() and not is_run(run) and any(run.root.iterdir()):
+        names = ", ".join(sorted(p.name for p in run.root.iterdir())[:3])
+        raise UserError(f"{run.root} is not empty and is not a virnuc-hpc run (it holds "
+                        f"{names}, ...); nothing was written: give a new folder for the run")
+    run.root.mkdir(parents=True, exist_ok=True)
+    if not run.marker.exists():
+        atomic_write(run.marker, f"virnuc-hpc run dir (virnuc_hpc {__version__})\n")
+
+
+@contextmanager
+def driver_lock(run: RunDir, command: str) -> Iterator[None]:
+    """Hold the run's driver lock while `command` drives it; refuse at once if another
+    command holds it, naming it. Where file locks do not work, warn and go on."""
+    lock = FileLock(str(run.root / ".driver.lock"), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise UserError(_busy_message(run)) from None
+    except OSError as exc:
+        log.warning("no driver lock on %s (%s): going on without it", run.root, exc)
+        yield
+        return
+    try:
+        atomic_write(run.driver, json.dumps({"command": command, "pid": os.getpid(),
+                                             "host": socket.gethostname(),
+                                             "time": time.time()}) + "\n")
+        yield
+    finally:
+        lock.release()
+
+
+@contextmanager
+def driving(run: RunDir, command: str) -> Iterator[None]:
+    """Claim `run` (refusing a folder of the user's), hold its driver lock for `command`; a
+    folder this call created is removed again if no plan came of it (bad input, refusal)."""
+    created = not run.root.exists()
+    claim_run_dir(run)
+    try:
+        with driver_lock(run, command):
+            yield
+    except BaseException:
+        if created and not run.plan.exists():
+            shutil.rmtree(run.root, ignore_errors=True)
+        raise
+
+
+def _busy_message(run: RunDir) -> str:
+    try:
+        other = json.loads(run.driver.read_text())
+        who = f"{other['command']} (pid {other['pid']}, host {other['host']})"
+    except (OSError, ValueError, KeyError):
+        who = "virnuc-hpc command"
+    return (f"another {who} is running on this run dir {run.root}; wait for it "
+            f"(virnuc-hpc status {run.root} --watch) or give another folder")

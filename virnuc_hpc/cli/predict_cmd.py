@@ -19,10 +19,20 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from ..rundir import RunDir, driving
+    from ..runner import run_local
+
+    with driving(RunDir(args.out), "predict"):
+        _plan_or_resume(args)
+        run_local(args.out, parallel=args.parallel, **progress_options(args))
+        return reduce_and_report(args.out)
+
+
+def _plan_or_resume(args) -> None:
+    """Plan OUT, or resume it when it is a run of the same inputs, models and options."""
     from ..errors import UserError
     from ..plan import load_plan
     from ..rundir import RunDir
-    from ..runner import run_local
 
     if not RunDir(args.out).plan.exists():
         plan_from_args(args, args.out)
@@ -30,5 +40,3 @@ def run(args) -> int:
             load_plan(args.out).fingerprint:
         raise UserError(f"{args.out} holds a run of other inputs, models or options; "
                         "give a new -o/--out (or the same arguments to resume it)")
-    run_local(args.out, parallel=args.parallel, **progress_options(args))
-    return reduce_and_report(args.out)

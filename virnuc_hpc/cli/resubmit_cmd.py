@@ -17,10 +17,14 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from ..plan import load_plan
+    from ..rundir import RunDir, driver_lock
     from ..runner import resubmit
 
-    indices = resubmit(args.run_dir, parse_indices(args.indices), parallel=args.parallel,
-                       **progress_options(args))
+    load_plan(args.run_dir)
+    with driver_lock(RunDir(args.run_dir), "resubmit"):
+        indices = resubmit(args.run_dir, parse_indices(args.indices), parallel=args.parallel,
+                           **progress_options(args))
     print("nothing to resubmit: every shard is done, queued or running" if not indices else
           f"resubmitted shard(s) {','.join(map(str, indices))}")
     return 0

@@ -44,10 +44,14 @@ def parse_indices(text: str | None) -> list[int] | None:
 
 
 def run(args) -> int:
+    from ..plan import load_plan
+    from ..rundir import RunDir, driver_lock
     from ..runner import run_local
 
-    outcome = run_local(args.run_dir, parallel=args.parallel, indices=parse_indices(args.indices),
-                        **progress_options(args))
+    load_plan(args.run_dir)  # a run dir with a plan, or the error that says how to make one
+    with driver_lock(RunDir(args.run_dir), "run"):
+        outcome = run_local(args.run_dir, parallel=args.parallel,
+                            indices=parse_indices(args.indices), **progress_options(args))
     print(f"{len(outcome.tasks)} shard(s) ran; all succeeded. "
           f"next: virnuc-hpc reduce {args.run_dir}")
     return 0

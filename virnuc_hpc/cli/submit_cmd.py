@@ -53,17 +53,32 @@ def existing_or_new_plan(args):
 
 
 def run(args) -> int:
-    from ..executors import make_executor, reduce_argv_for, task_argv_for
+    from ..rundir import RunDir, driving
 
     profile = profile_from_args(args)
-    plan = existing_or_new_plan(args)
+    if args.dry_run:
+        return _dry_run(args, profile)
+    with driving(RunDir(args.run_dir), "submit"):
+        return _submit(args, profile)
+
+
+def _dry_run(args, profile) -> int:
+    from ..executors import make_executor, reduce_argv_for, task_argv_for
+
+    plan, executor = existing_or_new_plan(args), make_executor(profile)
+    print(plan.table())
+    return _print_dry_run(executor, args.run_dir, [s.index for s in plan.shards],
+                          task_argv_for(profile, args.run_dir),
+                          reduce_argv_for(profile, args.run_dir))
+
+
+def _submit(args, profile) -> int:
+    from ..executors import make_executor, reduce_argv_for, task_argv_for
+
+    existing_or_new_plan(args)  # plans RUN, or checks that its plan is of these arguments
     executor = make_executor(profile)
     task_argv, reduce_argv = task_argv_for(profile, args.run_dir), \
         reduce_argv_for(profile, args.run_dir)
-    if args.dry_run:
-        print(plan.table())
-        return _print_dry_run(executor, args.run_dir, [s.index for s in plan.shards],
-                              task_argv, reduce_argv)
     todo = _todo(args.run_dir, profile)
     if not todo:
         print(f"nothing to submit: every shard of {args.run_dir} is done or queued; "
