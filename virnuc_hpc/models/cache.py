@@ -363,10 +363,16 @@ def model_fingerprint(spec: ModelSpec, path) -> str:
     directory = path if path.is_dir() else path.parent
     manifest_path = directory / MANIFEST
     if spec.source != "path" and manifest_path.is_file():
-        files = json.loads(manifest_path.read_text())["files"]
-        listing = sorted((name, rec["sha256"]) for name, rec in files.items())
-    else:
-        targets = sorted(p for p in directory.iterdir() if p.is_file() and not
-                         p.name.startswith(".")) if path.is_dir() else [path]
-        listing = [(p.name, fsio.sha256_file(p)) for p in targets]
+        return manifest_fingerprint(json.loads(manifest_path.read_text())["files"])
+    targets = sorted(p for p in directory.iterdir() if p.is_file() and not
+                     p.name.startswith(".")) if path.is_dir() else [path]
+    return _listing_fingerprint([(p.name, fsio.sha256_file(p)) for p in targets])
+
+
+def manifest_fingerprint(files: dict) -> str:
+    """The fingerprint of an entry from its MANIFEST's `files` (name -> {sha256, size})."""
+    return _listing_fingerprint(sorted((name, rec["sha256"]) for name, rec in files.items()))
+
+
+def _listing_fingerprint(listing: list[tuple[str, str]]) -> str:
     return fsio.sha256_bytes(json.dumps(listing).encode())[:16]
