@@ -187,33 +187,41 @@ def test_selection_limits(tmp_path, capsys):
 
 # --- the page in a browser ---------------------------------------------------------------------
 
-def browser_check(report_html: Path, screenshot: Path) -> dict:
-    """Open the page from file:// in headless chromium; return what it saw."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    seen = {"errors": [], "requests": [], "images": None}
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
-                                     timeout=120_000)
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.on("console", lambda m: m.type == "error" and seen["errors"].append(m.text))
-            page.on("pageerror", lambda exc: seen["errors"].append(str(exc)))
-            page.on("request", lambda request: seen["requests"].append(request.url))
-            page.goto(report_html.resolve().as_uri(), wait_until="load", timeout=120_000)
-            seen["images"] = page.evaluate(
-                "Array.from(document.images).map(i => [i.complete, i.naturalWidth, "
-                "i.naturalHeight])")
-            seen["text"] = page.inner_text("body")
-            page.screenshot(path=str(screenshot), full_page=True)
-        finally:
-            browser.close()
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium, headless, driven by playwright (no browser download)."""
+    if not CHROMIUM.exists():
+        pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium; "
+                    ".ci/run does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        launched = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
+                                      timeout=120_000)
+        yield launched
+        launched.close()
+
+
+def open_page(browser, report_html: Path, screenshot: Path) -> dict:
+    """Open the page from file://; return its errors, requests, images and text."""
+    seen = {"errors": [], "requests": []}
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    try:
+        page.on("console", lambda m: m.type == "error" and seen["errors"].append(m.text))
+        page.on("pageerror", lambda exc: seen["errors"].append(str(exc)))
+        page.on("request", lambda request: seen["requests"].append(request.url))
+        page.goto(report_html.resolve().as_uri(), wait_until="load", timeout=120_000)
+        seen["images"] = page.evaluate(
+            "Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
+        seen["text"] = page.inner_text("body")
+        page.screenshot(path=str(screenshot), full_page=True)
+    finally:
+        page.close()
     return seen
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
-                                                  "(apt-get install chromium; .ci/run does)")
-def test_chromium_opens_the_report(tiny_run, tmp_path):
-    seen = browser_check(write_report(tiny_run).html, tmp_path / "report.png")
+def test_chromium_opens_the_report(browser, tiny_run, tmp_path):
+    seen = open_page(browser, write_report(tiny_run).html, tmp_path / "report.png")
     assert seen["errors"] == []
     assert all(url.startswith(("file:", "data:")) for url in seen["requests"])
     assert len(seen["images"]) == 5
@@ -224,11 +232,9 @@ def test_chromium_opens_the_report(tiny_run, tmp_path):
         shutil.copyfile(tmp_path / "report.png", REPO / "docs" / "report.png")
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
-                                                  "(apt-get install chromium; .ci/run does)")
-def test_chromium_opens_a_report_where_everything_was_skipped(tmp_path):
+def test_chromium_opens_a_report_where_everything_was_skipped(browser, tmp_path):
     run_dir = fake_run(tmp_path, [("a", "ACGT" * 10), ("b", "TTA")], shards=1, all_skipped=True)
-    seen = browser_check(write_report(run_dir).html, tmp_path / "skipped.png")
+    seen = open_page(browser, write_report(run_dir).html, tmp_path / "skipped.png")
     assert seen["errors"] == [] and len(seen["images"]) == 5
     assert all(complete and width > 0 for complete, width, _ in seen["images"])
     assert "Input sequences = predicted + skipped: 2 = 0 + 2" in seen["text"]

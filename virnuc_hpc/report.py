@@ -34,6 +34,7 @@ from typing import Callable, Iterable, NamedTuple
 
 import numpy as np
 
+from .cacheinfo import default_root, manifest_fingerprint, read_manifest
 from .errors import ConfigError, IntegrityError, UserError
 from .fsio import atomic_write
 from .outputs import PREDICTION_HEADER, is_virus
@@ -274,17 +275,13 @@ def model_rows(run: RunDir, plan: Plan) -> list[ModelRow]:
     """The run's models (name -> fingerprint from the plan, else from the feature index),
     with the cache entries found on this machine."""
     prints = plan.models or _json(run.features_index).get("fingerprints", {})
-    if not prints:
-        return []
-    from .models.cache import ModelCache, manifest_fingerprint  # imports torch: only here
-
-    cache, rows = ModelCache(), []
+    rows = []
     for name, fingerprint in sorted(prints.items()):
-        where = cache.root / name
+        where = default_root() / name
+        manifest = read_manifest(where)
         try:
-            manifest = json.loads((where / "MANIFEST.json").read_text(encoding="utf-8"))
             matches = manifest_fingerprint(manifest["files"]) == fingerprint
-        except (OSError, ValueError, KeyError, TypeError):
+        except (KeyError, TypeError, AttributeError):
             manifest, matches = None, None
         rows.append(ModelRow(name, fingerprint, manifest, matches, str(where)))
     return rows
@@ -471,6 +468,12 @@ def num(value) -> str:
     return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else esc(value)
 
 
+def duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 2 * 3600 else f"{seconds / 3600:.1f} h"
+
+
 def when(seconds: float | None) -> str:
     if seconds is None:
         return "—"
@@ -556,15 +559,15 @@ def shards_section(r: RunReport, images: dict) -> str:
         note = (f"<p class=muted>The {MAX_SHARD_ROWS} slowest of {len(r.shards):,} shards "
                 "(all of them: <code>virnuc-hpc status RUN</code>).</p>")
     rows = [(s.index, s.sequences, s.rows, when(s.started), when(s.ended),
-             f"{(s.ended - s.started) / 60:.1f}" if s.started else "—",
+             duration(s.ended - s.started) if s.started else "—",
              f"{s.rate:,.1f}" if s.rate is not None else "—", s.host, s.gpu) for s in shown]
     total = sum(s.rows for s in r.shards)
     return section("Shards over time",
                    f"<p>Shards: {len(r.shards):,}; kept frames embedded: {total:,}; "
-                   f"{r.span / 60:,.1f} minutes from the first start to the last end.</p>",
+                   f"{duration(r.span)} from the first start to the last end.</p>",
                    image(images["timeline"], "per-shard timeline"),
                    image(images["throughput"], "frames embedded over time"), note,
-                   table(("shard", "sequences", "frames", "started", "ended", "minutes",
+                   table(("shard", "sequences", "frames", "started", "ended", "took",
                           "frames/s", "host", "GPU"), rows, numeric=(0, 1, 2, 5, 6)))
 
 
@@ -578,7 +581,7 @@ def models_section(r: RunReport, images: dict) -> str:
 
 def _cache_cells(m: ModelRow) -> tuple[str, str, str, str]:
     if m.manifest is None:
-        return "—", "—", "—", f"absent ({m.where}): the plan's fingerprint is all there is"
+        return "—", "—", "—", f"not on this machine ({m.where}); the fingerprint identifies it"
     files = "; ".join(f"{name} {record.get('sha256', '?')[:16]}…"
                       for name, record in sorted(m.manifest.get("files", {}).items()))
     state = "holds the bytes the run used" if m.matches else "holds OTHER bytes than the run used"

@@ -16,13 +16,13 @@ from pathlib import Path
 from filelock import FileLock
 
 from .. import fsio
+from ..cacheinfo import MANIFEST, default_root, listing_fingerprint, manifest_fingerprint
 from ..errors import ConfigError, IntegrityError, UserError
 from . import tiny
 from .registry import REGISTRY, ModelSpec
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "MANIFEST.json"
 LOCK_NAME = ".prewarm.lock"
 LOCK_TIMEOUT_S = 6 * 3600  # a 3B checkpoint over a slow link
 FORMAT = 1
@@ -31,10 +31,6 @@ TRUE_VALUES = {"1", "ON", "YES", "TRUE"}  # as huggingface_hub reads HF_HUB_OFFL
 
 class MissingModelError(UserError):
     """The cache has no published entry for this model."""
-
-
-def default_root() -> Path:
-    return Path(os.environ.get("VIRNUC_HPC_CACHE") or Path.home() / ".cache" / "virnuc_hpc")
 
 
 @dataclass(frozen=True)
@@ -366,13 +362,4 @@ def model_fingerprint(spec: ModelSpec, path) -> str:
         return manifest_fingerprint(json.loads(manifest_path.read_text())["files"])
     targets = sorted(p for p in directory.iterdir() if p.is_file() and not
                      p.name.startswith(".")) if path.is_dir() else [path]
-    return _listing_fingerprint([(p.name, fsio.sha256_file(p)) for p in targets])
-
-
-def manifest_fingerprint(files: dict) -> str:
-    """The fingerprint of an entry from its MANIFEST's `files` (name -> {sha256, size})."""
-    return _listing_fingerprint(sorted((name, rec["sha256"]) for name, rec in files.items()))
-
-
-def _listing_fingerprint(listing: list[tuple[str, str]]) -> str:
-    return fsio.sha256_bytes(json.dumps(listing).encode())[:16]
+    return listing_fingerprint([(p.name, fsio.sha256_file(p)) for p in targets])
