@@ -89,6 +89,14 @@ def test_page_agrees_with_summary(tiny_run):
     assert not re.search(r"(src|href)=\"?(https?:)?//", text)  # nothing from the network
 
 
+def test_models_come_from_the_cache_entries(tiny_run, tiny_cache):
+    text = write_report(tiny_run).html.read_text()
+    manifest = json.loads((tiny_cache / "tiny-esm2" / "MANIFEST.json").read_text())
+    sha = next(iter(manifest["files"].values()))["sha256"]
+    assert f"<code>{sha}</code>" in text and "tiny-seed-" in text
+    assert text.count("holds the bytes the run used") == 3
+
+
 def test_default_figure_draws_the_longest_predicted_sequences(tiny_run):
     report = collect(tiny_run, top=3)
     rows = [r for r in predictions(tiny_run) if r["call"] != "skipped"]
@@ -151,6 +159,7 @@ def test_ids_are_escaped_and_results_checked(tmp_path):
     run_dir = fake_run(tmp_path, records)
     text = write_report(run_dir, sequences=[ODD_ID]).html.read_text()
     assert ODD_ID not in text and "odd&lt;b&gt;&amp;&quot;id&#x27;" in text
+    assert text.count("not on this machine") == 3  # fake models: the fingerprints only
     summary = RunDir(run_dir).summary
     data = json.loads(summary.read_text())
     summary.write_text(json.dumps({**data, "skipped": data["skipped"] + 1}))

@@ -59,6 +59,9 @@ TINY_NOTE = ("tiny model profile: random weights, these results are NOT biologic
 
 # --- pass 1: predictions.tsv ---------------------------------------------------------------
 
+ID, LENGTH, KEPT, BEST, CALL, REASON = map(PREDICTIONS_HEADER.index, (
+    "sequence_id", "length", "kept_frames", "best_virus_score", "call", "skip_reason"))
+
 class SequenceRow(NamedTuple):
     """A predictions.tsv row, its input ordinal and its first row in prediction_results.txt."""
 
@@ -75,8 +78,10 @@ class SequenceRow(NamedTuple):
 
 
 def _row(ordinal: int, first_frame: int, fields: list[str]) -> SequenceRow:
-    return SequenceRow(ordinal, first_frame, fields[0], int(fields[1]), int(fields[2]),
-                       int(fields[3]), int(fields[4]), fields[5], fields[6], fields[7])
+    """The row of `fields`, in PREDICTIONS_HEADER's column order."""
+    _, length, chunks, kept, virus_chunks, *rest = fields
+    return SequenceRow(ordinal, first_frame, fields[ID], int(length), int(chunks), int(kept),
+                       int(virus_chunks), *rest)
 
 
 class Histogram:
@@ -108,13 +113,13 @@ class Tally:
         default_factory=lambda: {call: Histogram(SCORE_EDGES) for call in CALLS})
 
     def add(self, fields: list[str]) -> None:
-        call = fields[6]
+        call = fields[CALL]
         self.calls[call] += 1
-        self.kept_frames[int(fields[3])] += 1
+        self.kept_frames[int(fields[KEPT])] += 1
         if call in self.scores:
-            self.scores[call].add(float(fields[5]))
+            self.scores[call].add(float(fields[BEST]))
         else:
-            self.skipped_by_reason[fields[7]] += 1
+            self.skipped_by_reason[fields[REASON]] += 1
 
     def flush(self) -> None:
         for histogram in self.scores.values():
@@ -128,9 +133,9 @@ class Longest:
         self.n, self._heap = n, []
 
     def offer(self, ordinal: int, first_frame: int, fields: list[str]) -> None:
-        if fields[6] not in CALLS:
+        if fields[CALL] not in CALLS:
             return
-        key = (int(fields[1]), -ordinal)
+        key = (int(fields[LENGTH]), -ordinal)
         if len(self._heap) < self.n:
             heapq.heappush(self._heap, (key, _row(ordinal, first_frame, fields)))
         elif key > self._heap[0][0]:
@@ -151,8 +156,8 @@ class Named:
         self._wanted, self._found = set(self.ids), {}
 
     def offer(self, ordinal: int, first_frame: int, fields: list[str]) -> None:
-        if fields[0] in self._wanted and fields[0] not in self._found:
-            self._found[fields[0]] = _row(ordinal, first_frame, fields)
+        if fields[ID] in self._wanted and fields[ID] not in self._found:
+            self._found[fields[ID]] = _row(ordinal, first_frame, fields)
 
     def rows(self, path: Path) -> list[SequenceRow]:
         missing = [i for i in self.ids if i not in self._found]
@@ -178,7 +183,7 @@ def scan_predictions(path: Path, selector: Longest | Named) -> Tally:
             fields = line.rstrip("\n").split("\t")
             tally.add(fields)
             selector.offer(ordinal, first_frame, fields)
-            first_frame += int(fields[3])
+            first_frame += int(fields[KEPT])
     tally.flush()
     return tally
 
@@ -214,7 +219,7 @@ def _sequence_chunks(path: Path, row: SequenceRow, lines: list[str],
     spans, maxima = chunk_spans(row.length, chunk_size), {}
     keys = [frame_key(line.split("\t", 1)[0], row.id) for line in lines]
     if len(lines) != row.kept_frames or any(k is None or k[0] > len(spans) for k in keys):
-        raise IntegrityError(f"{path}: rows {row.first_frame + 1}.. are not the frames of "
+        raise IntegrityError(f"{path}: lines {row.first_frame + 2}.. are not the frames of "
                              f"{row.id!r} that predictions.tsv lists; rerun `virnuc-hpc "
                              "reduce` on this run")
     for key, line in zip(keys, lines):
@@ -464,7 +469,14 @@ def esc(value) -> str:
     return html.escape(str(value), quote=True)
 
 
+class Html(str):
+    """A table cell that is HTML already (whoever built it escaped its parts)."""
+
+
 def num(value) -> str:
+    """A cell: ints with thousands separators, Html as is, anything else escaped."""
+    if isinstance(value, Html):
+        return value
     return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else esc(value)
 
 
@@ -481,7 +493,7 @@ def when(seconds: float | None) -> str:
 
 
 def table(header: Iterable[str], rows: Iterable[Iterable], numeric: Iterable[int] = ()) -> str:
-    """An HTML table; every cell is escaped (ints get thousands separators)."""
+    """An HTML table of `num` cells (right-aligned in the `numeric` columns)."""
     right = set(numeric)
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td class=n>{num(c)}</td>" if i in right else
@@ -579,11 +591,11 @@ def models_section(r: RunReport, images: dict) -> str:
                                     "files (sha256)", "cache entry on this machine"), rows))
 
 
-def _cache_cells(m: ModelRow) -> tuple[str, str, str, str]:
+def _cache_cells(m: ModelRow) -> tuple[str, str, Html | str, str]:
     if m.manifest is None:
         return "—", "—", "—", f"not on this machine ({m.where}); the fingerprint identifies it"
-    files = "; ".join(f"{name} {record.get('sha256', '?')[:16]}…"
-                      for name, record in sorted(m.manifest.get("files", {}).items()))
+    files = Html("<br>".join(f"{esc(name)} <code>{esc(record.get('sha256', '?'))}</code>"
+                             for name, record in sorted(m.manifest.get("files", {}).items())))
     state = "holds the bytes the run used" if m.matches else "holds OTHER bytes than the run used"
     revision = m.manifest.get("revision") or m.manifest.get("requested_revision") or "—"
     return m.manifest.get("source", "—"), revision, files, f"{m.where}: {state}"
@@ -594,7 +606,8 @@ def options_section(r: RunReport, images: dict) -> str:
     config = asdict(RunConfig.from_dict(p.config))
     rows = [("input", p.input.get("path")), ("input sha256", p.input.get("sha256")),
             ("input bytes", p.input.get("bytes")), ("chunk size", p.chunk_size),
-            ("model profile", p.profile), *((f"option {k}", v) for k, v in config.items()),
+            ("model profile", p.profile),
+            *((f"option {k}", "default" if v is None else v) for k, v in config.items()),
             ("shards", len(p.shards)), ("imbalance (max/mean chunks)", f"{p.imbalance:.4f}"),
             ("run fingerprint", p.fingerprint), ("planned with virnuc-hpc", p.package_version)]
     stages = [(stage, when(rec.get("time")), rec.get("host", "?"), rec.get("python", "?"),
