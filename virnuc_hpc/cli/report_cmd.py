@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+
 def add_parser(sub) -> None:
     p = sub.add_parser("report", help="write the run report (report.html, prediction.png)",
                        description="One self-contained HTML page (accounting, calls, scores, "
