@@ -237,7 +237,8 @@ def reduce_run(run_dir: str | os.PathLike, widths: Mapping[str, int] | None = No
             mark_rejected(run.task(shard.index), shard.problems)
         return ReduceResult(False, str(run.root), bad)
     run.results.mkdir(parents=True, exist_ok=True)
-    run.summary.unlink(missing_ok=True)
+    for stale in (run.summary, run.report, run.prediction_figure):  # derived from the merge
+        stale.unlink(missing_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".reduce-", dir=run.results))
     try:
         summary = _write_results(run, plan, scratch)

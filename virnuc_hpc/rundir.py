@@ -12,6 +12,7 @@
     RUN/tasks/00000/REJECTED                        reduce's verdict on this DONE (why refused)
     RUN/results/prediction_results.txt, prediction_results_highestscore.csv,
                predictions.tsv, features_index.json, summary.json
+    RUN/results/report.html, prediction.png         the run report (derived from the above)
     RUN/provenance/<stage>.json                     who ran what, with which versions
     RUN/.virnuc-run                                 marks the folder as a run (claim_run_dir)
     RUN/.driver.lock, RUN/.driver.json              the command driving the run (driver_lock)
@@ -166,6 +167,14 @@ class RunDir:
     @property
     def features_index(self) -> Path:
         return self.results / "features_index.json"
+
+    @property
+    def report(self) -> Path:
+        return self.results / "report.html"
+
+    @property
+    def prediction_figure(self) -> Path:
+        return self.results / "prediction.png"
 
     def provenance(self, stage: str) -> Path:
         return self.root / "provenance" / f"{stage}.json"

@@ -16,7 +16,7 @@ from ..errors import UserError
 
 SUBCOMMANDS = [
     "translate", "plan", "run-task", "run", "reduce", "status", "resubmit", "predict",
-    "embed", "bench", "models", "submit",
+    "embed", "bench", "models", "submit", "report",
 ]
 
 

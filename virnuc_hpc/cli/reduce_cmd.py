@@ -14,9 +14,12 @@ def add_parser(sub) -> None:
 
 
 def reduce_and_report(run_dir) -> int:
-    """Reduce; print the written files, or the bad shards and the fix (exit code 1)."""
+    """Reduce, then write the run report; print the written files, or the bad shards and the
+    fix (exit code 1). A report that cannot be drawn is a warning: the results stand."""
     from ..plan import load_plan
     from ..reduce import reduce_run
+    from ..report import report_after_reduce
+    from ..rundir import RunDir
 
     result = reduce_run(run_dir, fingerprints=load_plan(run_dir).models or None)
     if not result.ok:
@@ -30,6 +33,11 @@ def reduce_and_report(run_dir) -> int:
     if load_plan(run_dir).profile == "tiny":
         print("note: the tiny model profile is random weights: these results are NOT "
               "biologically meaningful (use --models real)")
+    warning = report_after_reduce(run_dir)
+    if warning:
+        print(warning, file=sys.stderr)
+    else:
+        print(f"report: {RunDir(run_dir).report}")
     return 0
 
 

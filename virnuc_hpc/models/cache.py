@@ -16,12 +16,12 @@ from pathlib import Path
 from filelock import FileLock
 
 from .. import fsio
+from ..cacheinfo import MANIFEST, default_root, listing_fingerprint, manifest_fingerprint
 from ..errors import ConfigError, IntegrityError, UserError
 from .registry import REGISTRY, ModelSpec
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "MANIFEST.json"
 LOCK_NAME = ".prewarm.lock"
 LOCK_TIMEOUT_S = 6 * 3600  # a 3B checkpoint over a slow link
 FORMAT = 1
@@ -30,10 +30,6 @@ TRUE_VALUES = {"1", "ON", "YES", "TRUE"}  # as huggingface_hub reads HF_HUB_OFFL
 
 class MissingModelError(UserError):
     """The cache has no published entry for this model."""
-
-
-def default_root() -> Path:
-    return Path(os.environ.get("VIRNUC_HPC_CACHE") or Path.home() / ".cache" / "virnuc_hpc")
 
 
 @dataclass(frozen=True)
@@ -364,13 +360,10 @@ def model_fingerprint(spec: ModelSpec, path) -> str:
     directory = path if path.is_dir() else path.parent
     manifest_path = directory / MANIFEST
     if spec.source != "path" and manifest_path.is_file():
-        files = json.loads(manifest_path.read_text())["files"]
-        listing = sorted((name, rec["sha256"]) for name, rec in files.items())
-    else:
-        targets = sorted(p for p in directory.iterdir() if p.is_file() and not
-                         p.name.startswith(".")) if path.is_dir() else [path]
-        listing = [(p.name, fsio.sha256_file(p)) for p in targets]
-    return fsio.sha256_bytes(json.dumps(listing).encode())[:16]
+        return manifest_fingerprint(json.loads(manifest_path.read_text())["files"])
+    targets = sorted(p for p in directory.iterdir() if p.is_file() and not
+                     p.name.startswith(".")) if path.is_dir() else [path]
+    return listing_fingerprint([(p.name, fsio.sha256_file(p)) for p in targets])
 
 
 def profile_fingerprints(profile: str, chunk_size: int,
