@@ -1,16 +1,16 @@
 """SlurmExecutor: exact sbatch flags (faked sbatch), then a real slurmctld + slurmd cluster.
 
 The cluster tests use fake_task.py as the task command: arrays with one (fake) GPU per task,
-the afterany reduce job, scancel + resubmit of one index, and requeue after a time limit.
+the afterany reduce job, scancel + resubmit of one index, requeue after a time limit, and the
+scheduler's reasons for pending tasks (a request larger than the node, a node held by a job).
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from pathlib import Path
-
-import pytest
 
 from virnuc_hpc.executors import (COMPLETED, FAILED, executor_for_run, latest_jobs,
                                   read_record, submissions)
@@ -29,29 +29,6 @@ def profile(**keys):
 
 # -- without a cluster ------------------------------------------------------------------------
 
-FAKE_SBATCH = """#!/bin/bash
-n=$(( $(cat {d}/counter 2>/dev/null || echo 100) + 1 )); echo $n > {d}/counter
-printf '%s\\n' "$@" > {d}/args.$n; cp "${{@: -1}}" {d}/script.$n
-echo "Submitted batch job $n"
-"""
-
-
-@pytest.fixture
-def fake_slurm(tmp_path, monkeypatch):
-    """sbatch that records its script and prints job ids 101, 102...; MaxArraySize = 3."""
-    bin_dir = tmp_path / "fakebin"
-    bin_dir.mkdir()
-    scripts = {"sbatch": FAKE_SBATCH.format(d=bin_dir),
-               "scontrol": "#!/bin/bash\necho 'MaxArraySize            = 3'\n",
-               "srun": "#!/bin/bash\nexit 1\n", "squeue": "#!/bin/bash\nexit 1\n",
-               "sacct": "#!/bin/bash\nexit 1\n"}
-    for name, text in scripts.items():
-        (bin_dir / name).write_text(text)
-        (bin_dir / name).chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
-    return bin_dir
-
-
 def sbatch_flags(script: str) -> dict[str, str]:
     flags = {}
     for line in script.splitlines():
@@ -65,7 +42,7 @@ def test_submit_sends_arrays_split_at_max_array_size_and_an_afterany_reduce(fake
     run = fake_run(5)
     prof = profile(account="lab", qos="high", time="1:30:00", mem="16G", cpus_per_task=4)
     sub = SlurmExecutor(prof).submit(run.root, [0, 1, 2, 3, 4], run.task_argv, run.reduce_argv)
-    a1, a2, red = (sbatch_flags((fake_slurm / f"script.{n}").read_text()) for n in (101, 102, 103))
+    a1, a2, red = (sbatch_flags(p.read_text()) for p in fake_slurm.submitted())
     expected = {"partition": "debug", "account": "lab", "qos": "high", "time": "90",
                 "cpus-per-task": "4", "mem": "16G", "gpus-per-task": "1", "ntasks-per-node": "1",
                 "signal": "USR2@20", "job-name": f"virnuc-{run.root.name}"}
@@ -93,12 +70,15 @@ def test_dry_run_prints_the_scripts_and_submits_nothing(fake_slurm, fake_run):
     assert f"#SBATCH --output={run.root}/slurm/%A_%a/%A_%a_0_log.out" in text
     assert "--dependency='afterany:<array 1 job id>:<array 2 job id>'" in text
     assert "#   2 -> 2: " in text and "#   0 -> 3: " in text and "fake_task.py" in text
-    assert not (fake_slurm / "counter").exists() and read_record(run.root) is None
+    assert not (fake_slurm.bin / "counter").exists() and read_record(run.root) is None
 
 
-def test_submit_dry_run_cli_prints_the_array_script_and_writes_nothing(tiny_cache, tmp_path):
+def test_submit_dry_run_cli_prints_the_array_script_and_writes_nothing(fake_slurm, tiny_cache,
+                                                                      tmp_path):
+    from tests.executors.fake_slurm import captured
     from tests.helpers import REPO, run_cli
 
+    fake_slurm.scontrol(partition=captured("partition-mixed"), node=captured("node-mixed"))
     run_dir = tmp_path / "run"
     done = run_cli("submit", REPO / "examples" / "reads.fa", "--run-dir", run_dir, "--models",
                    "tiny", "--shards", "3", "--partition", "gpu", "--array-parallelism", "2",
@@ -108,7 +88,9 @@ def test_submit_dry_run_cli_prints_the_array_script_and_writes_nothing(tiny_cach
     assert flags["array"] == "0-2%2" and flags["gpus-per-task"] == "1"
     assert flags["partition"] == "gpu" and flags["output"].endswith("%A_%a/%A_%a_0_log.out")
     assert "run-task" in done.stdout and "--dependency='afterany:" in done.stdout
-    assert not run_dir.exists()
+    assert "# request check: ok: 8 CPUs, 64G and 1 GPU per task fit 2 of 2 node(s) of " \
+           "partition gpu" in done.stdout
+    assert not run_dir.exists() and not fake_slurm.submitted()
     bad = tmp_path / "bad.yaml"
     bad.write_text("executor: slurm\nqueue: gpu\n")
     done = run_cli("submit", "x.fa", "--run-dir", run_dir, "--profile", bad, "--dry-run")
@@ -138,8 +120,8 @@ def test_status_merge_marks_cancelled_or_vanished_tasks_failed():
 def test_scheduler_is_polled_at_most_once_per_interval(fake_slurm, fake_run):
     run = fake_run(2)
     SlurmExecutor(profile()).submit(run.root, [0, 1], run.task_argv)
-    calls = fake_slurm / "squeue.calls"
-    (fake_slurm / "squeue").write_text(
+    calls = fake_slurm.bin / "squeue.calls"
+    (fake_slurm.bin / "squeue").write_text(
         f"#!/bin/bash\necho x >> {calls}\nprintf '101_0|RUNNING\\n101_1|CANCELLED\\n'\n")
     first = scheduler_view(run.root)
     assert {i: (t.state, t.detail) for i, t in first.items()} == {
@@ -148,6 +130,44 @@ def test_scheduler_is_polled_at_most_once_per_interval(fake_slurm, fake_run):
     assert len(calls.read_text().splitlines()) == 1               # second answer was cached
     scheduler_view(run.root, max_age_s=0)
     assert len(calls.read_text().splitlines()) == 2
+
+
+def test_pending_reasons_come_with_the_states_and_stuck_ones_are_spelled_out(fake_slurm,
+                                                                             fake_run):
+    run = fake_run(3)
+    SlurmExecutor(profile(cpus_per_task=4, mem="1G")).submit(run.root, [0, 1, 2], run.task_argv)
+    squeue = fake_slurm.bin / "squeue"
+    squeue.write_text(f"#!/bin/bash\necho \"$*\" >> {fake_slurm.bin}/squeue.calls\nprintf "
+                      "'101_0|PENDING|Resources\\n101_1|PENDING|Priority\\n101_2|RUNNING|None\\n'\n")
+    view = scheduler_view(run.root)
+    assert "%i|%T|%r" in fake_slurm.calls("squeue")[0]                 # one call, both columns
+    assert {i: (t.state, t.reason) for i, t in view.items()} == {
+        0: ("pending", "Resources"), 1: ("pending", "Priority"), 2: ("running", "")}
+    assert not [c for c in fake_slurm.calls("scontrol") if "partition" in c]   # nothing stuck
+    disk = [{"index": i, "state": "pending", "reason": ""} for i in range(3)]
+    merged = merge_view(disk, view)
+    assert merged[0]["reason"] == "queued as SLURM job 101_0: Resources (waits for a node with " \
+                                  "free CPUs, memory or GPUs)"
+    assert merged[0]["scheduler_reason"] == "Resources" and merged[2]["scheduler_reason"] is None
+    assert merged[1]["reason"].startswith("queued as SLURM job 101_1: Priority (")
+
+    squeue.write_text("#!/bin/bash\nprintf '101_0|PENDING|PartitionConfig\\n"
+                      "101_1|PENDING|PartitionConfig\\n101_2|PENDING|InvalidQOS\\n'\n")
+    view = scheduler_view(run.root, max_age_s=0)
+    merged = merge_view(disk, view)
+    assert merged[0]["scheduler_reason"] == "PartitionConfig"
+    assert merged[0]["reason"] == (
+        "SLURM job 101_0 will not start by itself (PartitionConfig): asks for 4 CPUs per task; "
+        "the largest node of partition debug has 2 CPUs: lower --cpus-per-task "
+        "(`scancel 101`, then submit again)")     # the recorded profile against the nodes
+    assert merged[2]["reason"] == (
+        "SLURM job 101_2 will not start by itself (InvalidQOS): its QOS does not exist or is "
+        "not yours: give another --qos (`scancel 101`, then submit again)")
+    asked = len(fake_slurm.calls("scontrol"))
+    assert scheduler_view(run.root) == view                   # cached with the check's line
+    assert len(fake_slurm.calls("scontrol")) == asked
+    assert json.loads((run.root / "slurm" / "scheduler.json").read_text())["misfit"].startswith(
+        "asks for 4 CPUs per task")
 
 
 def test_split_arrays():
