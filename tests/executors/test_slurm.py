@@ -263,6 +263,124 @@ def test_task_over_its_time_limit_is_requeued_and_resumes(slurm_cluster, fake_ru
     assert "Requeued job" in Path(sub.logs[0]).read_text()
 
 
+# -- the scheduler's reasons on a real cluster -------------------------------------------------
+
+def until(poll, what: str, timeout_s: float = 60):
+    """poll() until it returns something true (returned), or fail after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not (value := poll()):
+        assert time.monotonic() < deadline, f"{what}: not after {timeout_s} s"
+        time.sleep(0.25)
+    return value
+
+
+def squeue(cluster, *job_ids: str) -> dict[str, tuple[str, str]]:
+    """Job id (A_a for array tasks) -> (state, reason) of the jobs slurmctld remembers."""
+    out = cluster.run("squeue", "-h", "-r", "-t", "all", "-o", "%i|%T|%r", "-j",
+                      ",".join(job_ids), check=False).stdout
+    return {i: (state, reason) for i, state, reason in
+            (line.split("|", 2) for line in out.splitlines() if line.count("|") >= 2)}
+
+
+def cancel(cluster, job_ids: list[str]) -> None:
+    """scancel these jobs and wait until none of them is pending or running (deadline)."""
+    job_ids = [j for j in job_ids if j]
+    if not job_ids:
+        return
+    cluster.run("scancel", *job_ids, check=False)
+    until(lambda: not any(s in ("PENDING", "RUNNING", "COMPLETING")
+                          for s, _ in squeue(cluster, *job_ids).values()),
+          f"jobs {job_ids} still queued after scancel", timeout_s=30)
+
+
+def node(cluster) -> tuple[int, int]:
+    """CPUs and RealMemory (MB) of the test cluster's only node."""
+    cpus, mem = cluster.run("sinfo", "-h", "-N", "-o", "%c %m").stdout.split()
+    return int(cpus), int(mem)
+
+
+def test_submit_asking_more_than_the_node_has_is_refused_before_submission(slurm_cluster,
+                                                                          tiny_cache, tmp_path):
+    from tests.helpers import REPO, run_cli
+
+    cpus, mem = node(slurm_cluster)
+    run_dir = tmp_path / "too-big"
+    args = ("submit", REPO / "examples" / "reads.fa", "--run-dir", run_dir, "--models", "tiny",
+            "--shards", "2", "--partition", "debug", "--time", "5")
+    refusals = {("--cpus-per-task", cpus + 1, "--mem", "1G"):
+                f"asks for {cpus + 1} CPUs per task; the largest node of partition debug has "
+                f"{cpus} CPUs: lower --cpus-per-task",
+                ("--cpus-per-task", 1, "--mem", f"{mem + 1}M"):
+                f"asks for {mem + 1}M per task; the largest node of partition debug has "
+                f"{mem}M: lower --mem"}
+    try:
+        for flags, line in refusals.items():
+            done = run_cli(*args, *flags)
+            assert (done.returncode, done.stderr) == (2, f"virnuc-hpc submit: error: {line}\n")
+        assert not run_dir.exists()
+        flags, line = next(iter(refusals.items()))
+        dry = run_cli(*args, *flags, "--dry-run")
+        assert dry.returncode == 2 and f"# request check: refused: {line}\n" in dry.stdout
+        assert "#SBATCH --array=0-1%2" in dry.stdout and not run_dir.exists()
+    finally:                           # nothing may be queued; cancel by id if it was
+        names = slurm_cluster.run("squeue", "-h", "-t", "all", "-o", "%j|%A").stdout
+        ours = [line.split("|")[1] for line in names.split()
+                if line.split("|")[0].startswith(f"virnuc-{run_dir.name}")]
+        cancel(slurm_cluster, ours)
+    assert ours == []
+
+
+def test_a_task_held_by_another_job_shows_the_reason_in_status(slurm_cluster, tiny_cache,
+                                                               tmp_path):
+    from tests.helpers import REPO, run_cli
+
+    cpus, _ = node(slurm_cluster)
+    blocker = slurm_cluster.run("sbatch", "--parsable", "-p", "debug", "-c", str(cpus),
+                                "--gres=gpu:2", "-o", "/dev/null", "--wrap", "sleep 300")
+    jobs, run_dir = [blocker.stdout.strip()], tmp_path / "held"
+    try:
+        until(lambda: squeue(slurm_cluster, jobs[0]).get(jobs[0], ("",))[0] == "RUNNING",
+              "the blocking job did not start")
+        cli("submit", REPO / "examples" / "reads.fa", "--run-dir", run_dir, "--models", "tiny",
+            "--shards", "2", "--partition", "debug", "--time", "5", "--cpus-per-task", "1",
+            "--mem", "1G")
+        sub = submissions(read_record(run_dir))[-1]
+        jobs += [a["job_id"] for a in sub.arrays] + [sub.reduce_job]
+        tasks = list(sub.jobs.values())
+
+        def held() -> bool:
+            seen = squeue(slurm_cluster, *tasks)
+            return set(seen) == set(tasks) and all(r in ("Resources", "Priority")
+                                                   for _, r in seen.values())
+        until(held, "squeue gave no reason for the held array tasks")
+        status = json.loads(run_cli("status", run_dir, "--json").stdout)
+        for shard in status["shards"]:
+            reason = shard["scheduler_reason"]
+            assert shard["state"] == "pending" and reason in ("Resources", "Priority")
+            assert shard["reason"].startswith(f"queued as SLURM job {shard['job_id']}: {reason} (")
+        table = run_cli("status", run_dir).stdout
+        assert f"queued as SLURM job {tasks[0]}: " in table
+    finally:
+        cancel(slurm_cluster, jobs)
+
+
+def test_a_task_no_node_can_run_shows_why_and_what_to_lower(slurm_cluster, fake_run):
+    cpus, _ = node(slurm_cluster)
+    run = fake_run(1)                  # submitted through the library: no request check
+    sub = SlurmExecutor(profile(cpus_per_task=cpus + 1, mem="1G")).submit(run.root, [0],
+                                                                          run.task_argv)
+    try:
+        task = until(lambda: (t := scheduler_view(run.root, max_age_s=0)[0]).reason and t,
+                     "squeue gave no reason for the task")
+        assert (task.state, task.reason) == ("pending", "PartitionConfig")
+        assert task.note == (
+            f"SLURM job {sub.jobs[0]} will not start by itself (PartitionConfig): asks for "
+            f"{cpus + 1} CPUs per task; the largest node of partition debug has {cpus} CPUs: "
+            f"lower --cpus-per-task (`scancel {sub.arrays[0]['job_id']}`, then submit again)")
+    finally:
+        cancel(slurm_cluster, [sub.arrays[0]["job_id"]])
+
+
 # -- the real pipeline through the CLI ----------------------------------------------------------
 
 RESULT_FILES = ("prediction_results.txt", "prediction_results_highestscore.csv", "predictions.tsv")
