@@ -130,6 +130,10 @@ def test_scheduler_is_polled_at_most_once_per_interval(fake_slurm, fake_run):
     assert len(calls.read_text().splitlines()) == 1               # second answer was cached
     scheduler_view(run.root, max_age_s=0)
     assert len(calls.read_text().splitlines()) == 2
+    cache = run.root / "slurm" / "scheduler.json"        # as written before reasons were kept
+    cache.write_text(json.dumps({"time": time.time(), "asked": ["101_0", "101_1"],
+                                 "states": {"101_0": "PENDING", "101_1": "PENDING"}}))
+    assert scheduler_view(run.root) == first and len(calls.read_text().splitlines()) == 3
 
 
 def test_pending_reasons_come_with_the_states_and_stuck_ones_are_spelled_out(fake_slurm,

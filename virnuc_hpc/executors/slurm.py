@@ -30,6 +30,7 @@ import submitit
 from submitit.helpers import Checkpointable, DelayedSubmission
 from submitit.slurm.slurm import _make_sbatch_string
 
+from ..errors import UserError
 from ..fsio import atomic_write
 from ..profiles import Profile
 from . import slurm_reasons
@@ -49,7 +50,7 @@ STATES = {
              "DEADLINE", "PREEMPTED", "REVOKED", "SPECIAL_EXIT"),
 }
 STATE_OF = {word: state for state, words in STATES.items() for word in words}
-Raw = dict[str, tuple[str, str]]    # job id -> (SLURM state word, reason word or "")
+Raw = dict[str, tuple[str, str]]    # job id -> (SLURM state word, squeue's reason or "")
 
 
 class TaskCommand(Checkpointable):
@@ -324,8 +325,9 @@ def _cached_states(run_dir: Path, record: dict, ids: list[str],
     path = run_dir / FOLDER / CACHE
     try:
         cached = json.loads(path.read_text())
+        misfit = cached["misfit"]           # absent: written before reasons were kept
         if time.time() - cached["time"] < max_age_s and set(ids) <= set(cached["asked"]):
-            return {j: tuple(v) for j, v in cached["states"].items()}, cached["misfit"]
+            return {j: (state, reason) for j, (state, reason) in cached["states"].items()}, misfit
     except (OSError, ValueError, KeyError, TypeError):
         pass
     states = scheduler_states(ids)
@@ -344,7 +346,11 @@ def _misfit(record: dict, states: Raw) -> str:
             STATE_OF.get(word) == PENDING and slurm_reasons.worth_checking(reason)
             for word, reason in states.values()):
         return ""
-    fit = check_profile(recorded_profile(record))
+    try:
+        fit = check_profile(recorded_profile(record))
+    except UserError as exc:           # a record this version cannot read: say only the reason
+        log.debug("no request check for status: %s", exc)
+        return ""
     return fit.line if fit.outcome == REFUSED else ""
 
 
