@@ -63,7 +63,7 @@ def test_captured_scontrol_text_is_parsed():
 def test_the_default_profile_on_small_nodes_is_refused_with_the_flags_to_lower():
     fit = check(load_profile("slurm"), *TEST_CLUSTER)       # 8 CPUs, 64G, default partition
     assert fit == Fit(REFUSED, "asks for 8 CPUs and 64G per task; the largest node of partition "
-                            "debug has 2 CPUs and 16000M: lower --cpus-per-task / --mem")
+                               "debug has 2 CPUs and 16000M: lower --cpus-per-task / --mem")
     with pytest.raises(RequestDoesNotFit, match="^asks for 8 CPUs and 64G per task; "):
         fit.require()
     assert check(ask(gpus_per_task=3), *TEST_CLUSTER).line == \
@@ -82,14 +82,14 @@ def test_a_request_that_fits_is_ok():
 def test_partition_limits_and_states():
     fit = check(ask(partition="short", cpus_per_task=2, time="2:00:00"), *TEST_CLUSTER)
     assert fit == Fit(REFUSED, "asks for 2 CPUs, 1G and 02:00:00 per task; the largest node of "
-                            "partition short has 1 CPU and 1000M (partition limit "
-                            "MaxCPUsPerNode=1, MaxMemPerNode=1000M); partition short allows at "
-                            "most 01:00:00 (MaxTime): lower --cpus-per-task / --mem / --time or "
-                            "give another --partition")
+                               "partition short has 1 CPU and 1000M (partition limit "
+                               "MaxCPUsPerNode=1, MaxMemPerNode=1000M); partition short allows at "
+                               "most 01:00:00 (MaxTime): lower --cpus-per-task / --mem / --time or "
+                               "give another --partition")
     assert check(ask(partition="short", mem="1000M"), *TEST_CLUSTER).outcome == OK
     fit = check(ask(partition="gpu"), *TEST_CLUSTER)
     assert fit == Fit(REFUSED, "partition gpu does not exist: give --partition (valid: debug "
-                            "(default), short, off (DOWN))")        # no hidden or closed ones
+                               "(default), short, off (DOWN))")        # no hidden or closed ones
     assert check(ask(partition="gone"), *TEST_CLUSTER).line.startswith(
         "partition gone is INACTIVE and takes no jobs: give another --partition (valid: debug")
     assert check(ask(partition="off"), *TEST_CLUSTER) == Fit(
@@ -109,8 +109,8 @@ def test_max_mem_per_cpu_caps_memory_at_every_cpu_of_the_node():
 def test_heterogeneous_nodes_name_the_closest_node_or_the_largest_of_each():
     fit = check(ask(partition="all", cpus_per_task=32, mem="64G"), *MIXED)
     assert fit == Fit(REFUSED, "asks for 32 CPUs, 64G and 1 GPU per task; no node of partition all "
-                            "has all of them (the closest, gpu01, has 24 CPUs): lower "
-                            "--cpus-per-task or give another --partition")
+                               "has all of them (the closest, gpu01, has 24 CPUs): lower "
+                               "--cpus-per-task or give another --partition")
     fit = check(ask(partition="all", cpus_per_task=100, gpus_per_task=8), *MIXED)
     assert fit.line.startswith("asks for 100 CPUs and 8 GPUs per task; the nodes of partition "
                                "all have at most 64 CPUs and 4 GPUs: lower --cpus-per-task / "
