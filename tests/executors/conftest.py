@@ -1,4 +1,5 @@
-"""Fixtures for executor tests: a fake task command (the SLURM cluster: tests/conftest.py)."""
+"""Fixtures for executor tests: a fake task command, a scontrol answering from captured text
+(data/), and the commands through which submit would queue (the real cluster: tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.executors.fake_slurm import FakeSlurm
 
 
 FAKE_TASK = Path(__file__).with_name("fake_task.py")
@@ -50,3 +53,12 @@ class FakeRun:
 @pytest.fixture
 def fake_run(tmp_path):
     return lambda planned, name="run": FakeRun(tmp_path / name, planned)
+
+
+@pytest.fixture
+def fake_slurm(tmp_path, monkeypatch) -> FakeSlurm:
+    """Fake SLURM commands first on PATH (a real test cluster's SLURM_CONF is then unused):
+    sbatch prints job ids 101, 102...; MaxArraySize = 3; scontrol shows the captured cluster."""
+    fake = FakeSlurm(tmp_path / "fakebin", max_array_size=3)
+    monkeypatch.setenv("PATH", f"{fake.bin}:/usr/bin:/bin")
+    return fake

@@ -1,16 +1,16 @@
 """SlurmExecutor: exact sbatch flags (faked sbatch), then a real slurmctld + slurmd cluster.
 
 The cluster tests use fake_task.py as the task command: arrays with one (fake) GPU per task,
-the afterany reduce job, scancel + resubmit of one index, and requeue after a time limit.
+the afterany reduce job, scancel + resubmit of one index, requeue after a time limit, and the
+scheduler's reasons for pending tasks (a request larger than the node, a node held by a job).
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from pathlib import Path
-
-import pytest
 
 from virnuc_hpc.executors import (COMPLETED, FAILED, executor_for_run, latest_jobs,
                                   read_record, submissions)
@@ -29,29 +29,6 @@ def profile(**keys):
 
 # -- without a cluster ------------------------------------------------------------------------
 
-FAKE_SBATCH = """#!/bin/bash
-n=$(( $(cat {d}/counter 2>/dev/null || echo 100) + 1 )); echo $n > {d}/counter
-printf '%s\\n' "$@" > {d}/args.$n; cp "${{@: -1}}" {d}/script.$n
-echo "Submitted batch job $n"
-"""
-
-
-@pytest.fixture
-def fake_slurm(tmp_path, monkeypatch):
-    """sbatch that records its script and prints job ids 101, 102...; MaxArraySize = 3."""
-    bin_dir = tmp_path / "fakebin"
-    bin_dir.mkdir()
-    scripts = {"sbatch": FAKE_SBATCH.format(d=bin_dir),
-               "scontrol": "#!/bin/bash\necho 'MaxArraySize            = 3'\n",
-               "srun": "#!/bin/bash\nexit 1\n", "squeue": "#!/bin/bash\nexit 1\n",
-               "sacct": "#!/bin/bash\nexit 1\n"}
-    for name, text in scripts.items():
-        (bin_dir / name).write_text(text)
-        (bin_dir / name).chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
-    return bin_dir
-
-
 def sbatch_flags(script: str) -> dict[str, str]:
     flags = {}
     for line in script.splitlines():
@@ -65,7 +42,7 @@ def test_submit_sends_arrays_split_at_max_array_size_and_an_afterany_reduce(fake
     run = fake_run(5)
     prof = profile(account="lab", qos="high", time="1:30:00", mem="16G", cpus_per_task=4)
     sub = SlurmExecutor(prof).submit(run.root, [0, 1, 2, 3, 4], run.task_argv, run.reduce_argv)
-    a1, a2, red = (sbatch_flags((fake_slurm / f"script.{n}").read_text()) for n in (101, 102, 103))
+    a1, a2, red = (sbatch_flags(p.read_text()) for p in fake_slurm.submitted())
     expected = {"partition": "debug", "account": "lab", "qos": "high", "time": "90",
                 "cpus-per-task": "4", "mem": "16G", "gpus-per-task": "1", "ntasks-per-node": "1",
                 "signal": "USR2@20", "job-name": f"virnuc-{run.root.name}"}
@@ -93,12 +70,15 @@ def test_dry_run_prints_the_scripts_and_submits_nothing(fake_slurm, fake_run):
     assert f"#SBATCH --output={run.root}/slurm/%A_%a/%A_%a_0_log.out" in text
     assert "--dependency='afterany:<array 1 job id>:<array 2 job id>'" in text
     assert "#   2 -> 2: " in text and "#   0 -> 3: " in text and "fake_task.py" in text
-    assert not (fake_slurm / "counter").exists() and read_record(run.root) is None
+    assert not (fake_slurm.bin / "counter").exists() and read_record(run.root) is None
 
 
-def test_submit_dry_run_cli_prints_the_array_script_and_writes_nothing(tiny_cache, tmp_path):
+def test_submit_dry_run_cli_prints_the_array_script_and_writes_nothing(fake_slurm, tiny_cache,
+                                                                      tmp_path):
+    from tests.executors.fake_slurm import captured
     from tests.helpers import REPO, run_cli
 
+    fake_slurm.scontrol(partition=captured("partition-mixed"), node=captured("node-mixed"))
     run_dir = tmp_path / "run"
     done = run_cli("submit", REPO / "examples" / "reads.fa", "--run-dir", run_dir, "--models",
                    "tiny", "--shards", "3", "--partition", "gpu", "--array-parallelism", "2",
@@ -108,7 +88,9 @@ def test_submit_dry_run_cli_prints_the_array_script_and_writes_nothing(tiny_cach
     assert flags["array"] == "0-2%2" and flags["gpus-per-task"] == "1"
     assert flags["partition"] == "gpu" and flags["output"].endswith("%A_%a/%A_%a_0_log.out")
     assert "run-task" in done.stdout and "--dependency='afterany:" in done.stdout
-    assert not run_dir.exists()
+    assert "# request check: ok: 8 CPUs, 64G and 1 GPU per task fit 2 of 2 node(s) of " \
+           "partition gpu" in done.stdout
+    assert not run_dir.exists() and not fake_slurm.submitted()
     bad = tmp_path / "bad.yaml"
     bad.write_text("executor: slurm\nqueue: gpu\n")
     done = run_cli("submit", "x.fa", "--run-dir", run_dir, "--profile", bad, "--dry-run")
@@ -138,8 +120,8 @@ def test_status_merge_marks_cancelled_or_vanished_tasks_failed():
 def test_scheduler_is_polled_at_most_once_per_interval(fake_slurm, fake_run):
     run = fake_run(2)
     SlurmExecutor(profile()).submit(run.root, [0, 1], run.task_argv)
-    calls = fake_slurm / "squeue.calls"
-    (fake_slurm / "squeue").write_text(
+    calls = fake_slurm.bin / "squeue.calls"
+    (fake_slurm.bin / "squeue").write_text(
         f"#!/bin/bash\necho x >> {calls}\nprintf '101_0|RUNNING\\n101_1|CANCELLED\\n'\n")
     first = scheduler_view(run.root)
     assert {i: (t.state, t.detail) for i, t in first.items()} == {
@@ -148,6 +130,48 @@ def test_scheduler_is_polled_at_most_once_per_interval(fake_slurm, fake_run):
     assert len(calls.read_text().splitlines()) == 1               # second answer was cached
     scheduler_view(run.root, max_age_s=0)
     assert len(calls.read_text().splitlines()) == 2
+    cache = run.root / "slurm" / "scheduler.json"        # as written before reasons were kept
+    cache.write_text(json.dumps({"time": time.time(), "asked": ["101_0", "101_1"],
+                                 "states": {"101_0": "PENDING", "101_1": "PENDING"}}))
+    assert scheduler_view(run.root) == first and len(calls.read_text().splitlines()) == 3
+
+
+def test_pending_reasons_come_with_the_states_and_stuck_ones_are_spelled_out(fake_slurm,
+                                                                             fake_run):
+    run = fake_run(3)
+    SlurmExecutor(profile(cpus_per_task=4, mem="1G")).submit(run.root, [0, 1, 2], run.task_argv)
+    squeue = fake_slurm.bin / "squeue"
+    squeue.write_text(f"#!/bin/bash\necho \"$*\" >> {fake_slurm.bin}/squeue.calls\nprintf "
+                      "'101_0|PENDING|Resources\\n101_1|PENDING|Priority\\n101_2|RUNNING|None\\n'\n")
+    view = scheduler_view(run.root)
+    assert "%i|%T|%r" in fake_slurm.calls("squeue")[0]                 # one call, both columns
+    assert {i: (t.state, t.reason) for i, t in view.items()} == {
+        0: ("pending", "Resources"), 1: ("pending", "Priority"), 2: ("running", "")}
+    assert not [c for c in fake_slurm.calls("scontrol") if "partition" in c]   # nothing stuck
+    disk = [{"index": i, "state": "pending", "reason": ""} for i in range(3)]
+    merged = merge_view(disk, view)
+    assert merged[0]["reason"] == "queued as SLURM job 101_0: Resources (waits for a node with " \
+                                  "free CPUs, memory or GPUs)"
+    assert merged[0]["scheduler_reason"] == "Resources" and merged[2]["scheduler_reason"] is None
+    assert merged[1]["reason"].startswith("queued as SLURM job 101_1: Priority (")
+
+    squeue.write_text("#!/bin/bash\nprintf '101_0|PENDING|PartitionConfig\\n"
+                      "101_1|PENDING|PartitionConfig\\n101_2|PENDING|InvalidQOS\\n'\n")
+    view = scheduler_view(run.root, max_age_s=0)
+    merged = merge_view(disk, view)
+    assert merged[0]["scheduler_reason"] == "PartitionConfig"
+    assert merged[0]["reason"] == (
+        "SLURM job 101_0 will not start by itself (PartitionConfig): asks for 4 CPUs per task; "
+        "the largest node of partition debug has 2 CPUs: lower --cpus-per-task "
+        "(`scancel 101`, then submit again)")     # the recorded profile against the nodes
+    assert merged[2]["reason"] == (
+        "SLURM job 101_2 will not start by itself (InvalidQOS): its QOS does not exist or is "
+        "not yours: give another --qos (`scancel 101`, then submit again)")
+    asked = len(fake_slurm.calls("scontrol"))
+    assert scheduler_view(run.root) == view                   # cached with the check's line
+    assert len(fake_slurm.calls("scontrol")) == asked
+    assert json.loads((run.root / "slurm" / "scheduler.json").read_text())["misfit"].startswith(
+        "asks for 4 CPUs per task")
 
 
 def test_split_arrays():
@@ -241,6 +265,124 @@ def test_task_over_its_time_limit_is_requeued_and_resumes(slurm_cluster, fake_ru
     restarts = [int(a["restarts"]) for a in run.attempts()]
     assert len(restarts) >= 2 and restarts == sorted(restarts) and restarts[-1] >= 1
     assert "Requeued job" in Path(sub.logs[0]).read_text()
+
+
+# -- the scheduler's reasons on a real cluster -------------------------------------------------
+
+def until(poll, what: str, timeout_s: float = 60):
+    """poll() until it returns something true (returned), or fail after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not (value := poll()):
+        assert time.monotonic() < deadline, f"{what}: not after {timeout_s} s"
+        time.sleep(0.25)
+    return value
+
+
+def squeue(cluster, *job_ids: str) -> dict[str, tuple[str, str]]:
+    """Job id (A_a for array tasks) -> (state, reason) of the jobs slurmctld remembers."""
+    out = cluster.run("squeue", "-h", "-r", "-t", "all", "-o", "%i|%T|%r", "-j",
+                      ",".join(job_ids), check=False).stdout
+    return {i: (state, reason) for i, state, reason in
+            (line.split("|", 2) for line in out.splitlines() if line.count("|") >= 2)}
+
+
+def cancel(cluster, job_ids: list[str]) -> None:
+    """scancel these jobs and wait until none of them is pending or running (deadline)."""
+    job_ids = [j for j in job_ids if j]
+    if not job_ids:
+        return
+    cluster.run("scancel", *job_ids, check=False)
+    until(lambda: not any(s in ("PENDING", "RUNNING", "COMPLETING")
+                          for s, _ in squeue(cluster, *job_ids).values()),
+          f"jobs {job_ids} still queued after scancel", timeout_s=30)
+
+
+def node(cluster) -> tuple[int, int]:
+    """CPUs and RealMemory (MB) of the test cluster's only node."""
+    cpus, mem = cluster.run("sinfo", "-h", "-N", "-o", "%c %m").stdout.split()
+    return int(cpus), int(mem)
+
+
+def test_submit_asking_more_than_the_node_has_is_refused_before_submission(slurm_cluster,
+                                                                          tiny_cache, tmp_path):
+    from tests.helpers import REPO, run_cli
+
+    cpus, mem = node(slurm_cluster)
+    run_dir = tmp_path / "too-big"
+    args = ("submit", REPO / "examples" / "reads.fa", "--run-dir", run_dir, "--models", "tiny",
+            "--shards", "2", "--partition", "debug", "--time", "5")
+    refusals = {("--cpus-per-task", cpus + 1, "--mem", "1G"):
+                f"asks for {cpus + 1} CPUs per task; the largest node of partition debug has "
+                f"{cpus} CPUs: lower --cpus-per-task",
+                ("--cpus-per-task", 1, "--mem", f"{mem + 1}M"):
+                f"asks for {mem + 1}M per task; the largest node of partition debug has "
+                f"{mem}M: lower --mem"}
+    try:
+        for flags, line in refusals.items():
+            done = run_cli(*args, *flags)
+            assert (done.returncode, done.stderr) == (2, f"virnuc-hpc submit: error: {line}\n")
+        assert not run_dir.exists()
+        flags, line = next(iter(refusals.items()))
+        dry = run_cli(*args, *flags, "--dry-run")
+        assert dry.returncode == 2 and f"# request check: refused: {line}\n" in dry.stdout
+        assert "#SBATCH --array=0-1%2" in dry.stdout and not run_dir.exists()
+    finally:                           # nothing may be queued; cancel by id if it was
+        names = slurm_cluster.run("squeue", "-h", "-t", "all", "-o", "%j|%A").stdout
+        ours = [line.split("|")[1] for line in names.split()
+                if line.split("|")[0].startswith(f"virnuc-{run_dir.name}")]
+        cancel(slurm_cluster, ours)
+    assert ours == []
+
+
+def test_a_task_held_by_another_job_shows_the_reason_in_status(slurm_cluster, tiny_cache,
+                                                               tmp_path):
+    from tests.helpers import REPO, run_cli
+
+    cpus, _ = node(slurm_cluster)
+    blocker = slurm_cluster.run("sbatch", "--parsable", "-p", "debug", "-c", str(cpus),
+                                "--gres=gpu:2", "-o", "/dev/null", "--wrap", "sleep 300")
+    jobs, run_dir = [blocker.stdout.strip()], tmp_path / "held"
+    try:
+        until(lambda: squeue(slurm_cluster, jobs[0]).get(jobs[0], ("",))[0] == "RUNNING",
+              "the blocking job did not start")
+        cli("submit", REPO / "examples" / "reads.fa", "--run-dir", run_dir, "--models", "tiny",
+            "--shards", "2", "--partition", "debug", "--time", "5", "--cpus-per-task", "1",
+            "--mem", "1G")
+        sub = submissions(read_record(run_dir))[-1]
+        jobs += [a["job_id"] for a in sub.arrays] + [sub.reduce_job]
+        tasks = list(sub.jobs.values())
+
+        def held() -> bool:
+            seen = squeue(slurm_cluster, *tasks)
+            return set(seen) == set(tasks) and all(r in ("Resources", "Priority")
+                                                   for _, r in seen.values())
+        until(held, "squeue gave no reason for the held array tasks")
+        status = json.loads(run_cli("status", run_dir, "--json").stdout)
+        for shard in status["shards"]:
+            reason = shard["scheduler_reason"]
+            assert shard["state"] == "pending" and reason in ("Resources", "Priority")
+            assert shard["reason"].startswith(f"queued as SLURM job {shard['job_id']}: {reason} (")
+        table = run_cli("status", run_dir).stdout
+        assert f"queued as SLURM job {tasks[0]}: " in table
+    finally:
+        cancel(slurm_cluster, jobs)
+
+
+def test_a_task_no_node_can_run_shows_why_and_what_to_lower(slurm_cluster, fake_run):
+    cpus, _ = node(slurm_cluster)
+    run = fake_run(1)                  # submitted through the library: no request check
+    sub = SlurmExecutor(profile(cpus_per_task=cpus + 1, mem="1G")).submit(run.root, [0],
+                                                                          run.task_argv)
+    try:
+        task = until(lambda: (t := scheduler_view(run.root, max_age_s=0)[0]).reason and t,
+                     "squeue gave no reason for the task")
+        assert (task.state, task.reason) == ("pending", "PartitionConfig")
+        assert task.note == (
+            f"SLURM job {sub.jobs[0]} will not start by itself (PartitionConfig): asks for "
+            f"{cpus + 1} CPUs per task; the largest node of partition debug has {cpus} CPUs: "
+            f"lower --cpus-per-task (`scancel {sub.arrays[0]['job_id']}`, then submit again)")
+    finally:
+        cancel(slurm_cluster, [sub.arrays[0]["job_id"]])
 
 
 # -- the real pipeline through the CLI ----------------------------------------------------------

@@ -9,7 +9,12 @@ from contextlib import contextmanager
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("status", help="per-shard state, rates and ETA, from disk")
+    p = sub.add_parser("status", help="per-shard state, rates and ETA, from disk",
+                       description="Per-shard state from the files the tasks leave; on SLURM "
+                                   "also the job's state and, for pending tasks, the "
+                                   "scheduler's reason (Resources, Priority, ...; reasons "
+                                   "that never clear are spelled out with the flags to "
+                                   "change). squeue is asked at most every 30 s.")
     p.add_argument("run_dir", metavar="RUN")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--verify", action="store_true",

@@ -1,4 +1,5 @@
-"""`virnuc-hpc submit`: plan (or reuse the plan), then send the shards to SLURM as an array."""
+"""`virnuc-hpc submit`: check the request against the partition's nodes, plan (or reuse the
+plan), then send the shards to SLURM as an array."""
 
 from __future__ import annotations
 
@@ -17,7 +18,12 @@ def add_parser(sub) -> None:
     p = sub.add_parser("submit", help="plan and submit the shards as a SLURM array (+ reduce)",
                        description="One array task per shard with one GPU each, and a reduce "
                                    "job after the array (afterany). Profiles: jobs/*.yaml; "
-                                   "options given here override the profile.")
+                                   "options given here override the profile. Before anything "
+                                   "is written or queued, the request (CPUs, memory, GPUs, "
+                                   "time per task) is checked against the partition's nodes "
+                                   "and limits (scontrol): a request no node could ever run "
+                                   "is refused with one line naming the flags to lower "
+                                   "(exit 2); a cluster that cannot be asked gets a warning.")
     p.add_argument("input", help="FASTA or FASTQ, plain or gzip/bgzip")
     add_plan_options(p)
     p.add_argument("--profile", default="slurm", metavar="NAME|FILE.yaml",
@@ -25,7 +31,9 @@ def add_parser(sub) -> None:
     for flag, kind, metavar in OVERRIDES:
         p.add_argument(flag, type=kind, default=None, metavar=metavar, help="overrides the profile")
     p.add_argument("--dry-run", action="store_true",
-                   help="print the sbatch script(s) and the plan table; submit and write nothing")
+                   help="print the plan table, the sbatch script(s) and the request check's "
+                        "outcome (ok / warning / refused); submit and write nothing; exit 2 "
+                        "when the real submit would be refused")
     p.set_defaults(func=run)
 
 
@@ -56,20 +64,27 @@ def run(args) -> int:
     from ..rundir import RunDir, driving
 
     profile = profile_from_args(args)
+    fit = request_check(profile)
     if args.dry_run:
-        return _dry_run(args, profile)
+        return _dry_run(args, profile, fit)
+    if fit is not None:
+        fit.require()                    # refuses before the plan writes RUN
     with driving(RunDir(args.run_dir), "submit"):
         return _submit(args, profile)
 
 
-def _dry_run(args, profile) -> int:
+def _dry_run(args, profile, fit) -> int:
     from ..executors import make_executor, reduce_argv_for, task_argv_for
 
     plan, executor = existing_or_new_plan(args), make_executor(profile)
     print(plan.table())
-    return _print_dry_run(executor, args.run_dir, [s.index for s in plan.shards],
-                          task_argv_for(profile, args.run_dir),
-                          reduce_argv_for(profile, args.run_dir))
+    _print_dry_run(executor, args.run_dir, [s.index for s in plan.shards],
+                   task_argv_for(profile, args.run_dir), reduce_argv_for(profile, args.run_dir))
+    if fit is not None:
+        print(f"# request check: {fit.outcome}: {fit.line}")
+        if fit.outcome == "refused":
+            fit.require()
+    return 0
 
 
 def _submit(args, profile) -> int:
@@ -93,6 +108,15 @@ def _submit(args, profile) -> int:
     return 0
 
 
+def request_check(profile):
+    """slurm_check's Fit for a SLURM profile (None for local runs)."""
+    if profile.executor != "slurm":
+        return None
+    from ..executors.slurm_check import check_profile
+
+    return check_profile(profile)
+
+
 def _todo(run_dir: str, profile) -> list[int]:
     from ..status import pending_indices
 
@@ -105,15 +129,14 @@ def _todo(run_dir: str, profile) -> list[int]:
     return todo
 
 
-def _print_dry_run(executor, run_dir, indices, task_argv, reduce_argv) -> int:
+def _print_dry_run(executor, run_dir, indices, task_argv, reduce_argv) -> None:
     if executor.name == "slurm":
         print(executor.dry_run(run_dir, indices, task_argv, reduce_argv), end="")
-        return 0
+        return
     print(f"# local executor: {executor.parallel} at a time, GPUs {executor.gpus or 'none'}")
     for i in indices:
         print(shlex.join(task_argv(i)))
     print(shlex.join(reduce_argv))
-    return 0
 
 
 def _print_submission(sub, run_dir: str) -> None:

@@ -24,7 +24,7 @@ __all__ = [
     "COMPLETED", "FAILED", "PENDING", "RUNNING", "UNKNOWN", "Executor", "LocalExecutor",
     "Outcome", "Submission", "TaskArgv", "TaskState", "TasksFailed", "default_reduce_argv",
     "default_task_argv", "detect_gpus", "executor_for_run", "latest_jobs", "make_executor",
-    "read_record", "reduce_argv_for", "submissions", "task_argv_for",
+    "read_record", "recorded_profile", "reduce_argv_for", "submissions", "task_argv_for",
 ]
 
 
@@ -57,12 +57,17 @@ def executor_for_run(run_dir: str | Path, **kwargs) -> tuple[Profile, Executor]:
     if not record or "profile" not in record:
         raise UserError(f"{run_dir}: nothing was submitted for this run (no submit.json); "
                         f"use `virnuc-hpc submit` or `virnuc-hpc run`")
+    profile = recorded_profile(record)
+    return profile, make_executor(profile, **kwargs)
+
+
+def recorded_profile(record: dict) -> Profile:
+    """The profile stored in RUN/submit.json (`record`, which has one)."""
     data = dict(record["profile"])
     name, source = data.pop("name", "recorded"), data.pop("source", "")
     defaults = Profile(name=name)
     data = {k: v for k, v in data.items() if v is not None and v != getattr(defaults, k, None)}
-    profile = profile_from_dict({"executor": record["executor"], **data}, name, source)
-    return profile, make_executor(profile, **kwargs)
+    return profile_from_dict({"executor": record["executor"], **data}, name, source)
 
 
 __all__ += ["load_profile", "Profile"]

@@ -39,6 +39,8 @@ class TaskState:
     log: str | None = None
     exit_code: int | None = None
     detail: str = ""           # the scheduler's own word (CANCELLED, TIMEOUT, ...) or signal
+    reason: str = ""           # SLURM's reason word (Resources, PartitionConfig, ...), if any
+    note: str = ""             # a pending job's reason in plain words (slurm_reasons.note)
 
 
 @dataclass

@@ -8,8 +8,10 @@
   MaxArraySize are split. The mapping, job ids and log paths go to RUN/submit.json.
 - The reduce job depends on every array with `afterany`: it runs whatever the tasks' outcome
   and reports (and refuses) missing or failed shards.
-- States come from `squeue` (jobs slurmctld still remembers), then `sacct` (when accounting is
-  on); `scheduler_view` caches them per run for 30 s.
+- States and pending reasons come from one `squeue` call (jobs slurmctld still remembers), then
+  `sacct` (when accounting is on); `scheduler_view` caches them per run for 30 s, with the
+  request check (slurm_check) when a reason says the tasks may never start.
+- `submit` runs that check before anything is written (see slurm_check).
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ import submitit
 from submitit.helpers import Checkpointable, DelayedSubmission
 from submitit.slurm.slurm import _make_sbatch_string
 
+from ..errors import UserError
 from ..fsio import atomic_write
 from ..profiles import Profile
+from . import slurm_reasons
 from .base import (COMPLETED, FAILED, PENDING, RUNNING, UNKNOWN, Outcome, Submission, TaskArgv,
                    TaskState, append_record, latest_jobs, read_record, submissions)
 
@@ -46,6 +50,7 @@ STATES = {
              "DEADLINE", "PREEMPTED", "REVOKED", "SPECIAL_EXIT"),
 }
 STATE_OF = {word: state for state, words in STATES.items() for word in words}
+Raw = dict[str, tuple[str, str]]    # job id -> (SLURM state word, squeue's reason or "")
 
 
 class TaskCommand(Checkpointable):
@@ -225,11 +230,14 @@ def _ranges(indices: list[int]) -> str:
     return f"{indices[0]}..{indices[-1]} ({len(indices)})" if indices else "none"
 
 
-def _task_state(index, job_id, log_path, raw: dict[str, str]) -> TaskState:
-    word = raw.get(job_id)
-    if word is None:
+def _task_state(index, job_id, log_path, raw: Raw, misfit: str = "") -> TaskState:
+    if job_id not in raw:
         return TaskState(index, UNKNOWN, job_id, log_path)
-    return TaskState(index, STATE_OF.get(word, UNKNOWN), job_id, log_path, detail=word)
+    word, reason = raw[job_id]
+    state = STATE_OF.get(word, UNKNOWN)
+    note = slurm_reasons.note(reason, job_id, misfit) if state == PENDING else ""
+    return TaskState(index, state, job_id, log_path, detail=word,
+                     reason=slurm_reasons.word(reason), note=note)
 
 
 def _summary(outcome: Outcome) -> str:
@@ -239,8 +247,9 @@ def _summary(outcome: Outcome) -> str:
     return ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
 
 
-def scheduler_states(job_ids: list[str]) -> dict[str, str]:
-    """Job id (`A_a` or `J`) -> SLURM state word, from squeue, then sacct for the rest."""
+def scheduler_states(job_ids: list[str]) -> Raw:
+    """Job id (`A_a` or `J`) -> (SLURM state word, reason), from squeue, then sacct for the
+    rest (jobs slurmctld forgot: ended, no reason)."""
     wanted = set(job_ids)
     parents = sorted({j.split("_")[0] for j in wanted})
     if not parents:
@@ -255,7 +264,7 @@ def scheduler_states(job_ids: list[str]) -> dict[str, str]:
 
 def _squeue(job_ids: list[str]) -> str:
     """squeue refuses the whole list when one id is forgotten: then ask one by one."""
-    argv = ["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T", "-j"]
+    argv = ["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T|%r", "-j"]
     code, out = _run(argv + [",".join(job_ids)])
     if code != 0 and len(job_ids) > 1:
         out = "".join(_run(argv + [j])[1] for j in job_ids)
@@ -273,13 +282,16 @@ def _run(argv: list[str]) -> tuple[int, str]:
     return done.returncode, done.stdout
 
 
-def _parse_states(text: str, wanted: set[str]) -> dict[str, str]:
-    """Lines `JOBID|STATE[...]`; keeps the wanted ids (array ranges are not expanded here)."""
+def _parse_states(text: str, wanted: set[str]) -> Raw:
+    """Lines `JOBID|STATE[|REASON]`; keeps the wanted ids (array ranges are not expanded here).
+    squeue says `None` for no reason; a reason may go on (`ReqNodeNotAvail, UnavailableNodes:`)."""
     out = {}
     for line in text.splitlines():
-        job_id, _, state = line.strip().partition("|")
-        if job_id in wanted and state:
-            out[job_id] = state.split("|")[0].split()[0].rstrip("+")
+        job_id, _, rest = line.strip().partition("|")
+        state, _, reason = rest.partition("|")
+        if job_id in wanted and state.strip():
+            reason = "" if reason.strip() == "None" else reason.strip()
+            out[job_id] = (state.split()[0].rstrip("+"), reason)
     return out
 
 
@@ -299,25 +311,47 @@ def scheduler_view(run_dir: str | Path, max_age_s: float = 30.0) -> dict[int, Ta
     if not record or record.get("executor") != "slurm":
         return {}
     latest = latest_jobs(record, executor="slurm")
-    raw = _cached_states(run_dir, [j for j, _ in latest.values()], max_age_s)
-    return {i: _task_state(i, j, log_path, raw) for i, (j, log_path) in latest.items()}
+    raw, misfit = _cached_states(run_dir, record, [j for j, _ in latest.values()], max_age_s)
+    return {i: _task_state(i, j, log_path, raw, misfit) for i, (j, log_path) in latest.items()}
 
 
 def reduce_jobs(run_dir: str | Path) -> list[str]:
     return [s.reduce_job for s in submissions(read_record(run_dir)) if s.reduce_job]
 
 
-def _cached_states(run_dir: Path, ids: list[str], max_age_s: float) -> dict[str, str]:
+def _cached_states(run_dir: Path, record: dict, ids: list[str],
+                   max_age_s: float) -> tuple[Raw, str]:
+    """(job id -> (state, reason), the request check's refusal or ""), at most `max_age_s` old."""
     path = run_dir / FOLDER / CACHE
     try:
         cached = json.loads(path.read_text())
+        misfit = cached["misfit"]           # absent: written before reasons were kept
         if time.time() - cached["time"] < max_age_s and set(ids) <= set(cached["asked"]):
-            return cached["states"]
-    except (OSError, ValueError, KeyError):
+            return {j: (state, reason) for j, (state, reason) in cached["states"].items()}, misfit
+    except (OSError, ValueError, KeyError, TypeError):
         pass
     states = scheduler_states(ids)
-    atomic_write(path, json.dumps({"time": time.time(), "asked": ids, "states": states}))
-    return states
+    misfit = _misfit(record, states)
+    atomic_write(path, json.dumps({"time": time.time(), "asked": ids, "states": states,
+                                   "misfit": misfit}))
+    return states, misfit
+
+
+def _misfit(record: dict, states: Raw) -> str:
+    """The request check's refusal line, asked only when a pending reason may mean a misfit."""
+    from . import recorded_profile
+    from .slurm_check import REFUSED, check_profile
+
+    if "profile" not in record or not any(
+            STATE_OF.get(word) == PENDING and slurm_reasons.worth_checking(reason)
+            for word, reason in states.values()):
+        return ""
+    try:
+        fit = check_profile(recorded_profile(record))
+    except UserError as exc:           # a record this version cannot read: say only the reason
+        log.debug("no request check for status: %s", exc)
+        return ""
+    return fit.line if fit.outcome == REFUSED else ""
 
 
 def active_indices(run_dir: str | Path) -> set[int]:
@@ -343,7 +377,8 @@ def resubmit_run(run_dir: str | Path, indices: list[int], **executor_options) ->
 
 
 def merge_view(shards: list[dict], view: dict[int, TaskState]) -> list[dict]:
-    """Add the scheduler's view to `status` records (from disk): job id, SLURM state, log.
+    """Add the scheduler's view to `status` records (from disk): job id, SLURM state and
+    reason word, log; a pending shard's reason says why SLURM has not started it.
 
     Disk wins where it knows (done, corrupt); a shard the disk calls pending or running is
     `failed` once SLURM says its job ended without a DONE (cancelled, timed out, exit 0 with
@@ -355,7 +390,7 @@ def merge_view(shards: list[dict], view: dict[int, TaskState]) -> list[dict]:
         shard = dict(shard)
         if task is not None:
             shard.update(job_id=task.job_id, scheduler_state=task.detail or task.state,
-                         scheduler_log=task.log)
+                         scheduler_reason=task.reason or None, scheduler_log=task.log)
             shard.update(_merged_state(shard, task))
         merged.append(shard)
     return merged
@@ -370,5 +405,5 @@ def _merged_state(shard: dict, task: TaskState) -> dict:
     if task.state == RUNNING and shard["state"] == "pending":
         return {"state": "running", "reason": f"SLURM job {task.job_id} started"}
     if task.state == PENDING and not shard.get("reason"):
-        return {"reason": f"queued as SLURM job {task.job_id}"}
+        return {"reason": task.note or f"queued as SLURM job {task.job_id}"}
     return {}
