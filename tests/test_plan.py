@@ -173,3 +173,31 @@ def test_plan_json_records_fingerprint_inputs_and_estimates(tmp_path):
     assert len(data["input"]["sha256"]) == 64 and data["models"] == {"esm": "sha-e"}
     assert data["shards"][0]["tokens_est"] > 0 and "estimate" in data["estimate_note"]
     assert (tmp_path / "run" / "provenance" / "plan.json").exists()
+
+
+def test_a_changed_base_of_the_same_size_is_caught_by_its_shard_only(tmp_path):
+    fasta = write_fasta(tmp_path / "in.fa", [300, 300, 300, 300])
+    plan = plan_input(fasta, tmp_path / "run", shards=2)
+    table = np.load(RunDir(tmp_path / "run").shard_arrays(0))
+    assert table.dtype.names == ("ordinal", "length", "chunks", "digest")
+    data = bytearray(fasta.read_bytes())
+    at = data.index(b">r2 ") + data[data.index(b">r2 "):].index(b"\n") + 1
+    data[at] = ord("A") if data[at] != ord("A") else ord("C")
+    fasta.write_bytes(bytes(data))
+    shards = {s.index: load_manifest(tmp_path / "run", s.index).ordinals.tolist()
+              for s in plan.shards}
+    changed = next(i for i, ordinals in shards.items() if 2 in ordinals)
+    with pytest.raises(IntegrityError, match=r"record 3 \('r2', line \d+\) has other bases"):
+        list(iter_shard_records(tmp_path / "run", changed))
+    assert [r.ordinal for r in iter_shard_records(tmp_path / "run", 1 - changed)] == \
+        shards[1 - changed]
+
+
+def test_a_plan_of_an_older_format_is_refused_with_the_fix(tmp_path):
+    fasta = write_fasta(tmp_path / "in.fa", [100, 200])
+    plan_input(fasta, tmp_path / "run", shards=1)
+    path = tmp_path / "run" / "plan.json"
+    path.write_text(path.read_text().replace('"format": 2', '"format": 1'))
+    with pytest.raises(UserError, match=r"plan format 1, this virnuc-hpc reads format 2 .*"
+                                        r"fix: plan the input again in a new run dir"):
+        load_plan(tmp_path / "run")
