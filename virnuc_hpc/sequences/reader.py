@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from array import array
 from pathlib import Path
-from typing import BinaryIO, Iterator, NamedTuple
+from typing import BinaryIO, Iterator, NamedTuple, NoReturn
 
 import numpy as np
 
@@ -23,6 +23,7 @@ PROTEIN_ONLY_LETTERS = b"EFIJLOPQXZefijlopqxz*"
 PROTEIN_LETTERS = bytes(range(65, 91)) + bytes(range(97, 123)) + b"*-."
 ALPHABETS = ("dna", "protein")
 TEXT_CONTROL = bytes(range(0, 9)) + bytes(range(14, 32)) + b"\x7f"
+HEADER_CONTROL = TEXT_CONTROL + b"\r"
 BINARY_BYTES = TEXT_CONTROL + bytes(range(128, 256))
 BINARY_FIX = ("give FASTA/FASTQ text, plain or compressed with gzip/bgzip, bzip2, xz or zstd "
               "(a damaged copy: re-copy it)")
@@ -194,20 +195,13 @@ def _loose_id(header: bytes) -> str:
 def _make_record(path: Path, header: bytes, seq: bytes | bytearray, ordinal: int, line: int,
                  protein: bool = False) -> Record:
     rid = _record_id(path, header, line)
-    if b" " in seq or b"\t" in seq:
-        seq = seq.replace(b" ", b"").replace(b"\t", b"")
-    _check_sequence(path, rid, seq, line, protein)
-    return Record(rid, seq.decode("ascii"), ordinal, line)
+    return Record(rid, _sequence_text(path, rid, seq, line, protein), ordinal, line)
 
 
 def _record_id(path: Path, header: bytes, line: int) -> str:
     """The first whitespace-delimited token after '>' or '@', as Biopython's `record.id`."""
-    if b"\r" in header:
-        raise InputError(path, f"line {line}", *MIXED_ENDINGS)
-    if header.translate(None, TEXT_CONTROL) != header:
-        byte = next(b for b in header if b in TEXT_CONTROL)
-        raise InputError(path, f"line {line}", f"a control character (byte 0x{byte:02x}) in "
-                         "the header: binary data or a damaged file", BINARY_FIX)
+    if header.translate(None, HEADER_CONTROL) != header:
+        _reject_header(path, header, line)
     fields = header[1:].split(None, 1)
     if not fields:
         raise InputError(path, f"line {line}", "a record has an empty ID",
@@ -220,11 +214,27 @@ def _record_id(path: Path, header: bytes, line: int) -> str:
                          "(e.g. `iconv -f latin1 -t utf-8`)") from None
 
 
-def _check_sequence(path: Path, rid: str, seq: bytes | bytearray, line: int, protein: bool) -> None:
+def _reject_header(path: Path, header: bytes, line: int) -> NoReturn:
+    if b"\r" in header:
+        raise InputError(path, f"line {line}", *MIXED_ENDINGS)
+    byte = next(b for b in header if b in TEXT_CONTROL)
+    raise InputError(path, f"line {line}", f"a control character (byte 0x{byte:02x}) in the "
+                     "header: binary data or a damaged file", BINARY_FIX)
+
+
+def _sequence_text(path: Path, rid: str, seq: bytes | bytearray, line: int,
+                   protein: bool) -> str:
+    """The sequence with spaces and tabs dropped (as Biopython does), its letters checked."""
     odd = seq.translate(None, PROTEIN_LETTERS if protein else NUCLEOTIDE_LETTERS)
-    if not odd:
-        return
-    where = f"record '{rid}' (line {line})"
+    if odd and not odd.translate(None, b" \t"):
+        seq, odd = seq.replace(b" ", b"").replace(b"\t", b""), b""
+    if odd:
+        _reject_sequence(path, f"record '{rid}' (line {line})", odd.translate(None, b" \t"),
+                         protein)
+    return seq.decode("ascii")
+
+
+def _reject_sequence(path: Path, where: str, odd: bytes, protein: bool) -> NoReturn:
     if b"\r" in odd:
         raise InputError(path, where, *MIXED_ENDINGS)
     if odd.translate(None, BINARY_BYTES) != odd:
