@@ -58,7 +58,7 @@ def iter_records(path: str | Path, check_duplicates: bool = True,
     amino-acid sequences (for `embed` with a protein model) instead of refusing them."""
     path = Path(path)
     with open_input(path) as handle:
-        _check_start(path, handle.peek(BLOCK)[:BLOCK])
+        _check_start(path, _head(path, handle))
         lines = _numbered_lines(path, handle)
         first = _first_content_line(path, lines)
         hashes = array("q")
@@ -79,6 +79,13 @@ def _numbered_lines(path: Path, handle: BinaryIO) -> Iterator[tuple[int, bytes]]
         if error is None:
             raise
         raise error from None
+
+
+def _head(path: Path, handle: BinaryIO) -> bytes:
+    try:
+        return handle.peek(BLOCK)[:BLOCK]
+    except Exception as exc:
+        raise read_error(path, exc, "line 1") or exc from None
 
 
 def _first_content_line(path: Path, lines: Iterator[tuple[int, bytes]]) -> tuple[int, bytes]:
