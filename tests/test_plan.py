@@ -196,3 +196,31 @@ def test_gpu_hour_estimate_says_goal_until_a_measurement_is_recorded(tmp_path, m
     assert "81,234 residues/s per GPU (measured" in bf16.table()
     assert "6,700 residues/s per GPU (goal, not a measurement" in fp32.table()
     assert fp32.gpu_hours_est == pytest.approx(bf16.gpu_hours_est * 81234.5 / GOALS["fp32"])
+
+
+def test_a_changed_base_of_the_same_size_is_caught_by_its_shard_only(tmp_path):
+    fasta = write_fasta(tmp_path / "in.fa", [300, 300, 300, 300])
+    plan = plan_input(fasta, tmp_path / "run", shards=2)
+    table = np.load(RunDir(tmp_path / "run").shard_arrays(0))
+    assert table.dtype.names == ("ordinal", "length", "chunks", "digest")
+    data = bytearray(fasta.read_bytes())
+    at = data.index(b">r2 ") + data[data.index(b">r2 "):].index(b"\n") + 1
+    data[at] = ord("A") if data[at] != ord("A") else ord("C")
+    fasta.write_bytes(bytes(data))
+    shards = {s.index: load_manifest(tmp_path / "run", s.index).ordinals.tolist()
+              for s in plan.shards}
+    changed = next(i for i, ordinals in shards.items() if 2 in ordinals)
+    with pytest.raises(IntegrityError, match=r"record 3 \('r2', line \d+\) has other bases"):
+        list(iter_shard_records(tmp_path / "run", changed))
+    assert [r.ordinal for r in iter_shard_records(tmp_path / "run", 1 - changed)] == \
+        shards[1 - changed]
+
+
+def test_a_plan_of_an_older_format_is_refused_with_the_fix(tmp_path):
+    fasta = write_fasta(tmp_path / "in.fa", [100, 200])
+    plan_input(fasta, tmp_path / "run", shards=1)
+    path = tmp_path / "run" / "plan.json"
+    path.write_text(path.read_text().replace('"format": 2', '"format": 1'))
+    with pytest.raises(UserError, match=r"plan format 1, this virnuc-hpc reads format 2 .*"
+                                        r"fix: plan the input again in a new run dir"):
+        load_plan(tmp_path / "run")

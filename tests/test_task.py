@@ -233,3 +233,29 @@ def test_predict_command_and_rerun(tiny_cache, tmp_path):
                     "--chunk-size", "300", cwd=os.path.dirname(os.path.dirname(__file__)))
     assert again.returncode == 2 and "new -o" in again.stderr
     shutil.rmtree(out)
+
+
+def test_run_task_refuses_an_input_changed_after_plan(tiny_cache, tmp_path):
+    """One base changed after `plan` (same size, same IDs): the shard holding that sequence
+    exits 2 with one line naming the input and the fix, and leaves FAILED; the other shard,
+    whose sequences did not change, still runs."""
+    fasta = tmp_path / "in.fa"
+    bases = "GCTGCAGCCATGAAA" * 20
+    fasta.write_text("".join(f">s{i} sample\n{bases[i:] + bases[:i]}\n" for i in range(6)))
+    run_dir = tmp_path / "run"
+    plan(fasta, run_dir, shards=2)
+    shard = next(i for i in (0, 1) if 4 in load_manifest(run_dir, i).ordinals.tolist())
+    data = fasta.read_bytes()
+    at = data.index(b">s4 sample\n") + len(b">s4 sample\n") + 7
+    fasta.write_bytes(data[:at] + (b"T" if data[at:at + 1] != b"T" else b"A") + data[at + 1:])
+    refused = run_cli("run-task", run_dir, "--index", shard)
+    assert refused.returncode == 2, refused.stderr
+    lines = refused.stderr.splitlines()
+    assert len(lines) == 1 and "Traceback" not in refused.stderr, refused.stderr
+    assert lines[0].startswith("virnuc-hpc run-task: error: ")
+    assert f"{fasta}: record 5 ('s4', line 9) has other bases" in lines[0]
+    assert "input changed since planning; fix: restore the planned file" in lines[0]
+    assert f"virnuc-hpc plan {fasta} --run-dir NEW" in lines[0]
+    assert "other bases" in RunDir(run_dir).task(shard).failed.read_text()
+    assert run_cli("run-task", run_dir, "--index", 1 - shard).returncode == 0
+    assert read_done(RunDir(run_dir).task(1 - shard).root) is not None

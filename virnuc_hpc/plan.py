@@ -6,15 +6,18 @@ decreasing cost, each to the least loaded shard; runs of equal cost are placed i
 vectorised "water-filling" step that gives the same loads as placing them one by one. The
 most loaded shard is then within one sequence's cost of the least loaded one.
 
-Per shard the planner writes `shard-NNNNN.npy` (ordinal, length, chunks; input order),
-`shard-NNNNN.ids` (IDs, one per line) and `shard-NNNNN.manifest.json` (their sha256), then
-`plan.json` last. Memory stays a few numpy arrays of N numbers: IDs are streamed to disk, never
-held as N Python strings. A task re-reads the input and keeps its ordinals
-(`iter_shard_records`).
+Per shard the planner writes `shard-NNNNN.npy` (ordinal, length, chunks, digest; input
+order), `shard-NNNNN.ids` (IDs, one per line) and `shard-NNNNN.manifest.json` (their sha256),
+then `plan.json` last. Memory stays a few numpy arrays of N numbers: IDs are streamed to disk,
+never held as N Python strings. A task re-reads the input and keeps its ordinals
+(`iter_shard_records`), checking each one's ID, length and digest (8 bytes of BLAKE2b of the
+sequence as the reader yields it), so an input changed after planning is refused by every
+task that would read a changed sequence, without re-hashing the whole file per task.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
@@ -35,15 +38,18 @@ from .fsio import atomic_write, fsync_dir, sha256_bytes, sha256_file
 from .rundir import RunDir, claim_run_dir, index_name, write_provenance
 from .sequences.prepare import chunk_spans
 from .sequences.reader import Record, iter_records
+from .sequences.source import check_input
 from .store import Expectation
 from .throughput import esm_rate
 
-FORMAT = 1
+FORMAT = 2  # 2: per-sequence digests in the shard arrays
 CHUNK_SIZES = (300, 500)
 DEFAULT_SEQUENCES_PER_SHARD = 10_000
 FRAMES_PER_CHUNK = {300: 1.27, 500: 0.78}  # docs/workload.md, bacterial reads (upper figure)
-SHARD_DTYPE = np.dtype([("ordinal", "<i8"), ("length", "<i8"), ("chunks", "<i8")])
+SHARD_DTYPE = np.dtype([("ordinal", "<i8"), ("length", "<i8"), ("chunks", "<i8"),
+                        ("digest", "<u8")])
 ID_FLUSH_LINES = 200_000
+_BLAKE2B_8 = hashlib.blake2b(digest_size=8)
 FSYNC_THREADS = 16
 ESTIMATE_NOTE = ("estimate: {rate}; {frames} kept frames per {chunk}-bp chunk assumed "
                  "(docs/workload.md), DNABERT-S and I/O ignored")
@@ -169,6 +175,7 @@ class _Costs:
     lengths: np.ndarray
     chunks: np.ndarray
     bases: np.ndarray  # bases over all chunks (overlaps counted), the work the encoders see
+    digests: np.ndarray  # `sequence_digest` of every sequence
 
 
 @lru_cache(maxsize=1 << 16)
@@ -178,17 +185,30 @@ def chunk_cost(length: int, chunk_size: int) -> tuple[int, int]:
     return len(spans), sum(end - start for start, end in spans)
 
 
+def _digest_bytes(seq: str) -> bytes:
+    digest = _BLAKE2B_8.copy()  # a copy costs less than a new hash object, per short read
+    digest.update(seq.encode("ascii"))
+    return digest.digest()
+
+
+def sequence_digest(seq: str) -> int:
+    """8 bytes of BLAKE2b of a sequence, as the unsigned integer the shard arrays hold."""
+    return int.from_bytes(_digest_bytes(seq), "little")
+
+
 def _scan(input_path: Path, chunk_size: int, ids_out: IO[str] | None) -> _Costs:
-    lengths, chunks, bases = array("q"), array("q"), array("q")
+    lengths, chunks, bases, digests = array("q"), array("q"), array("q"), bytearray()
     for record in iter_records(input_path):
         length = len(record.seq)
         count, covered = chunk_cost(length, chunk_size)
         lengths.append(length)
         chunks.append(count)
         bases.append(covered)
+        digests += _digest_bytes(record.seq)
         if ids_out is not None:
             ids_out.write(record.id + "\n")
-    return _Costs(*(np.frombuffer(a, dtype=np.int64) for a in (lengths, chunks, bases)))
+    return _Costs(*(np.frombuffer(a, dtype=np.int64) for a in (lengths, chunks, bases)),
+                  np.frombuffer(digests, dtype="<u8"))
 
 
 def _shard_count(n: int, shards: int | None, per_shard: int | None) -> int:
@@ -225,14 +245,15 @@ def plan_input(input_path: str | os.PathLike, run_dir: str | os.PathLike, shards
                dry_run: bool = False) -> Plan:
     """Read `input_path` once and plan the run in `run_dir` (nothing is written on a dry run)."""
     _validate(chunk_size, profile)
+    check_input(input_path)  # before resolving: a symbolic link loop or a pipe gets its message
     input_path, run = Path(input_path).resolve(), RunDir(run_dir)
     if not dry_run:
         _prepare_run_dir(run)
     try:
         with ThreadPoolExecutor(1) as pool:
-            input_sha = pool.submit(sha256_file, input_path) if input_path.is_file() else None
+            input_sha = pool.submit(sha256_file, input_path)
             costs = _scan_to(run, input_path, chunk_size, dry_run)
-            digest = input_sha.result() if input_sha else ""
+            digest = input_sha.result()
         n_shards = _shard_count(len(costs.lengths), shards, sequences_per_shard)
         assign = assign_shards(costs.chunks, n_shards)
         plan = _make_plan(input_path, digest, chunk_size, profile, dict(config or {}),
@@ -303,6 +324,7 @@ def _write_shards(run: RunDir, plan: Plan, costs: _Costs, assign: np.ndarray) ->
         table = np.empty(ordinals.size, SHARD_DTYPE)
         table["ordinal"] = ordinals
         table["length"], table["chunks"] = costs.lengths[ordinals], costs.chunks[ordinals]
+        table["digest"] = costs.digests[ordinals]
         with open(run.shard_arrays(shard.index), "wb") as handle:
             np.save(handle, table, allow_pickle=False)
     del order
@@ -358,10 +380,19 @@ def _write_manifest(run: RunDir, plan: Plan, shard: ShardPlan) -> None:
 def load_plan(run_dir: str | os.PathLike) -> Plan:
     run = RunDir(run_dir)
     try:
-        return Plan.from_json(run.plan.read_text(encoding="utf-8"))
+        plan = Plan.from_json(run.plan.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError(f"{run.root} has no plan.json; run `virnuc-hpc plan INPUT --run-dir "
                         f"{run.root}` first") from None
+    _check_format(run.plan, plan.format)
+    return plan
+
+
+def _check_format(path: Path, found: int | None) -> None:
+    if found != FORMAT:
+        raise UserError(f"{path}: plan format {found}, this virnuc-hpc reads format {FORMAT} "
+                        "(it was planned by another version); fix: plan the input again in a "
+                        "new run dir (`virnuc-hpc plan INPUT --run-dir NEW`)")
 
 
 @dataclass
@@ -372,6 +403,7 @@ class Manifest:
     ordinals: np.ndarray
     lengths: np.ndarray
     chunks: np.ndarray
+    digests: np.ndarray
     ids: list[str]
     plan_fingerprint: str
 
@@ -396,38 +428,57 @@ def load_manifest(run_dir: str | os.PathLike, index: int) -> Manifest:
     except (OSError, ValueError) as exc:
         raise IntegrityError(f"shard {index}: manifest unreadable ({exc}); re-plan the run"
                              ) from None
+    _check_format(run.manifest(index), meta.get("format"))
     if sha256_bytes(arrays_bytes) != meta["arrays"]["sha256"] or \
             sha256_bytes(ids_bytes) != meta["ids"]["sha256"]:
         raise IntegrityError(f"shard {index}: manifest files changed since planning; "
                              "re-plan the run")
     table = np.load(io.BytesIO(arrays_bytes), allow_pickle=False)
     ids = ids_bytes.decode("utf-8").splitlines()
-    return Manifest(index, table["ordinal"], table["length"], table["chunks"], ids,
-                    meta["plan_fingerprint"])
+    return Manifest(index, table["ordinal"], table["length"], table["chunks"], table["digest"],
+                    ids, meta["plan_fingerprint"])
 
 
 def iter_shard_records(run_dir: str | os.PathLike, index: int) -> Iterator[Record]:
     """The records of shard `index`, re-read from the planned input, in input order. Raises
-    IntegrityError if the input no longer has the planned IDs and lengths at those ordinals."""
+    IntegrityError if the input no longer has the planned ID, length and sequence digest at
+    one of those ordinals (or ends before them)."""
     plan, manifest = load_plan(run_dir), load_manifest(run_dir, index)
-    wanted = iter(zip(manifest.ordinals.tolist(), manifest.ids, manifest.lengths.tolist()))
+    path = plan.input["path"]
+    wanted = iter(zip(manifest.ordinals.tolist(), manifest.ids, manifest.lengths.tolist(),
+                      manifest.digests.tolist()))
     target = next(wanted, None)
     if target is None:
         return
-    for record in iter_records(plan.input["path"], check_duplicates=False):
+    for record in iter_records(path, check_duplicates=False):
         if record.ordinal != target[0]:
             continue
-        if (record.id, record.length) != (target[1], target[2]):
-            raise IntegrityError(f"{plan.input['path']}: record {record.ordinal} is {record.id!r} "
-                                 f"({record.length} bp), the plan expects {target[1]!r} "
-                                 f"({target[2]} bp); the input changed since planning: re-plan")
+        _check_planned(plan, record, target)
         yield record
         target = next(wanted, None)
         if target is None:
             return
-    raise IntegrityError(f"{plan.input['path']}: ends before record {target[0]} of shard {index}; "
-                         "the input changed since planning: re-plan")
+    raise _changed(plan, f"it ends before record {target[0] + 1} of shard {index}")
+
+
+def _check_planned(plan: Plan, record: Record, target: tuple[int, str, int, int]) -> None:
+    _, rid, length, digest = target
+    where = f"record {record.ordinal + 1} ('{record.id}', line {record.line})"
+    if (record.id, record.length) != (rid, length):
+        raise _changed(plan, f"{where} is {record.length} bp, the plan has {rid!r} "
+                             f"({length} bp)")
+    if sequence_digest(record.seq) != digest:
+        raise _changed(plan, f"{where} has other bases than when it was planned (same ID "
+                             "and length)")
+
+
+def _changed(plan: Plan, what: str) -> IntegrityError:
+    path = plan.input["path"]
+    return IntegrityError(f"{path}: {what}: the input changed since planning; fix: restore the "
+                          f"planned file (sha256 {plan.input['sha256'][:16]}...) or plan it again "
+                          f"in a new run dir (`virnuc-hpc plan {path} --run-dir NEW`)")
 
 
 __all__ = ["Plan", "ShardPlan", "Manifest", "plan_input", "load_plan", "load_manifest",
-           "read_manifest_json", "iter_shard_records", "assign_shards", "imbalance", "fingerprint"]
+           "read_manifest_json", "iter_shard_records", "assign_shards", "imbalance", "fingerprint",
+           "sequence_digest"]

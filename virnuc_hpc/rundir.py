@@ -2,7 +2,7 @@
 
     RUN/plan.json                                   the plan (written last by `plan`)
     RUN/shards/shard-00000.manifest.json            one manifest per shard, with checksums of:
-    RUN/shards/shard-00000.npy                      ordinal, length, chunks of its sequences
+    RUN/shards/shard-00000.npy                      ordinal, length, chunks, digest of its sequences
     RUN/shards/shard-00000.ids                      their IDs, one per line, input order
     RUN/tasks/00000/part-00000.safetensors          features and scores, K frames per part
     RUN/tasks/00000/part-00000.json                 its sidecar (sha256, rows, ids)

@@ -40,8 +40,9 @@ def normalize(name: str) -> str:
 
 
 def pins(proj: dict) -> dict[str, str]:
-    """{distribution: version} of the `name==version` dependencies of [project]."""
-    found = (_PIN.fullmatch(dep.replace(" ", "")) for dep in proj["dependencies"])
+    """{distribution: version} of the `name==version` dependencies of [project] (an
+    environment marker after `;` is allowed)."""
+    found = (_PIN.fullmatch(dep.split(";")[0].replace(" ", "")) for dep in proj["dependencies"])
     return {normalize(m[1]): m[2] for m in found if m}
 
 

@@ -5,7 +5,6 @@ import subprocess
 
 import pytest
 
-from tests.helpers import run_cli
 from virnuc_hpc.errors import InputError
 from virnuc_hpc.sequences import iter_records
 
@@ -58,49 +57,7 @@ def test_reading_is_streaming(tmp_path):
         next(records)
 
 
-BAD_INPUTS = {
-    "empty file": (b"", "the file is empty", "sequences"),
-    "whitespace only": (b"\n\n  \n", "the file is empty", None),
-    "not fasta": (b"hello world\nthis is text\n", "line 1: not FASTA or FASTQ",
-                  "FASTA or FASTQ file"),
-    "binary": (bytes(range(256)) * 4, "binary data", "FASTA/FASTQ"),
-    "binary in record": (b">a\nACGT\x00\x01\x02\n", "record 'a' (line 1): binary data", None),
-    "duplicate ids": (b">a\nACGT\n>b\nAC\n>a x\nGG\n", "record 'a' (line 5): duplicate ID, first "
-                      "seen at line 1", "unique"),
-    "protein": (b">p1\nMKVLAAGIVGLLLAQPEF\n", "record 'p1' (line 1): this looks like a protein",
-                "nucleotide"),
-    "bad characters": (b">a\nACGT123\n", "invalid sequence characters '123'", "IUPAC"),
-    "empty id": (b">\nACGT\n", "line 1: a record has an empty ID", None),
-    "fastq without plus": (b"@r1\nACGT\n", "no '+' line", "truncated"),
-    "fastq short quality": (b"@r1\nACGT\n+\nII\n", "quality is shorter", "truncated"),
-}
-
-
-@pytest.mark.parametrize("name", sorted(BAD_INPUTS))
-def test_bad_input_is_one_line_error_with_exit_code_2(tmp_path, name):
-    data, message, fix_word = BAD_INPUTS[name]
-    path = tmp_path / "bad.fa"
-    path.write_bytes(data)
-    result = run_cli("translate", path, "--nucleotide-out", tmp_path / "n.fa",
-                     "--protein-out", tmp_path / "p.faa")
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr
-    assert str(path) in lines[0] and message in lines[0] and "fix:" in lines[0]
-    if fix_word:
-        assert fix_word in lines[0].split("fix:")[1]
-    assert not (tmp_path / "n.fa").exists()   # nothing half-written is published
-
-
-def test_truncated_gzip(tmp_path):
-    data = gzip.compress((">a\n" + "ACGT" * 5000 + "\n").encode())
-    path = tmp_path / "cut.fa.gz"
-    path.write_bytes(data[: len(data) // 2])
-    result = run_cli("translate", path, "--nucleotide-out", tmp_path / "n.fa",
-                     "--protein-out", tmp_path / "p.faa")
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "gzip data is truncated or corrupt" in result.stderr and "gzip -t" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+# Every kind of bad input through the commands: tests/reliability/test_bad_inputs.py.
 
 
 def test_corrupt_gzip_raises_input_error(tmp_path):
@@ -110,12 +67,6 @@ def test_corrupt_gzip_raises_input_error(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(InputError, match="truncated or corrupt"):
         list(iter_records(path))
-
-
-def test_missing_file(tmp_path):
-    result = run_cli("translate", tmp_path / "nope.fa", "--nucleotide-out", tmp_path / "n.fa",
-                     "--protein-out", tmp_path / "p.faa")
-    assert result.returncode == 2 and "no such file" in result.stderr
 
 
 def test_protein_alphabet_reads_proteins_and_still_checks(tmp_path):
@@ -131,3 +82,17 @@ def test_protein_alphabet_reads_proteins_and_still_checks(tmp_path):
     path.write_text(">p1\nMKV\n>p1\nMK\n")
     with pytest.raises(InputError, match="duplicate ID"):
         list(iter_records(path, alphabet="protein"))
+
+
+def test_ids_and_line_endings_as_biopython_reads_them(tmp_path):
+    """VirNucPro parses with Bio.SeqIO: the same IDs and sequences, whatever the endings."""
+    from Bio import SeqIO
+
+    text = "> lead desc\nGCT\nGC\n>tab\tdesc\nAC GT\n>séq_α x\nAC\n>empty\n"
+    for newline in ("\n", "\r\n", "\r"):
+        path = tmp_path / "in.fa"
+        path.write_bytes(text.replace("\n", newline).encode())
+        with open(path, encoding="utf-8") as handle:
+            expected = [(r.id, str(r.seq)) for r in SeqIO.parse(handle, "fasta")]
+        assert _ids_and_seqs(path) == expected
+        assert [rid for rid, _ in expected] == ["lead", "tab", "séq_α", "empty"]

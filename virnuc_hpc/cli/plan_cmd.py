@@ -9,7 +9,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("plan", help="bin-pack the input by cost into shard manifests",
                        description="Read the input once and write one manifest per shard and "
                                    "plan.json (with the run's fingerprint).")
-    p.add_argument("input", help="FASTA or FASTQ, plain or gzip/bgzip")
+    p.add_argument("input", help="FASTA or FASTQ file: plain, gzip/bgzip, bzip2, xz or zstd")
     add_plan_options(p)
     p.add_argument("--dry-run", action="store_true", help="print the table, write nothing")
     p.set_defaults(func=run)

@@ -10,7 +10,7 @@ from .run_cmd import add_progress_options, progress_options
 def add_parser(sub) -> None:
     p = sub.add_parser("predict", help="plan, run locally and reduce in one command",
                        description="The one-machine path: results land in OUT/results/.")
-    p.add_argument("input", help="FASTA or FASTQ, plain or gzip/bgzip")
+    p.add_argument("input", help="FASTA or FASTQ file: plain, gzip/bgzip, bzip2, xz or zstd")
     p.add_argument("-o", "--out", required=True, metavar="OUT", help="run directory")
     add_plan_options(p, run_dir_required=False)
     p.add_argument("--parallel", type=int, default=1, metavar="K")

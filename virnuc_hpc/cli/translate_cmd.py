@@ -13,7 +13,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("translate", help="chunk and six-frame translate, keep stop-free frames",
                        description="Write VirNucPro's identified nucleotide and protein files "
                                    "(two lines per record) and per-sequence accounting.")
-    p.add_argument("input", help="FASTA or FASTQ, plain or gzip/bgzip")
+    p.add_argument("input", help="FASTA or FASTQ file: plain, gzip/bgzip, bzip2, xz or zstd")
     p.add_argument("--chunk-size", type=int, choices=CHUNK_SIZES, default=500)
     p.add_argument("--nucleotide-out", required=True, metavar="N.fa")
     p.add_argument("--protein-out", required=True, metavar="P.faa")

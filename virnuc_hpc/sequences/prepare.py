@@ -177,13 +177,27 @@ def frame_nucleotides(seq: str, rc: str | None, num: int, protein_length: int) -
     return rc[num - 4:num - 3 + span]
 
 
-def _emit(pending: list[tuple[Prepared, list[str]]], chunk_size: int) -> Iterator[Prepared]:
-    flat = [chunk for _, uppers in pending for chunk in uppers]
-    kept, stops = translate_batch(flat, chunk_size) if flat else ([], np.zeros(0, bool))
+def translate_chunks(chunks: list[str], batch: int) -> tuple[list[KeptFrames], np.ndarray]:
+    """`translate_batch` of the uppercased chunks, at most `batch` at a time, each batch as
+    wide as its longest chunk: memory stays bounded for a 100 Mb sequence, and short reads
+    are not padded to the chunk size."""
+    kept: list[KeptFrames] = []
+    stops = [np.zeros(0, bool)]
+    for start in range(0, len(chunks), batch):
+        part = [chunk.upper() for chunk in chunks[start:start + batch]]
+        part_kept, part_stops = translate_batch(part, max(3, max(map(len, part))))
+        kept.extend(part_kept)
+        stops.append(part_stops)
+    return kept, np.concatenate(stops)
+
+
+def _emit(pending: list[Prepared], batch: int) -> Iterator[Prepared]:
+    kept, stops = translate_chunks([c.seq for p in pending for c in p.chunks], batch)
     position = 0
-    for prepared, uppers in pending:
-        for chunk, upper in zip(prepared.chunks, uppers):
-            _add_frames(prepared, chunk.id, upper, kept[position])
+    for prepared in pending:
+        for chunk in prepared.chunks:
+            if kept[position]:
+                _add_frames(prepared, chunk.id, chunk.seq.upper(), kept[position])
             prepared.any_stop |= bool(stops[position])
             position += 1
         yield prepared
@@ -200,15 +214,15 @@ def prepare(records: Iterable[Record], chunk_size: int,
             batch_chunks: int = 4096) -> Iterator[Prepared]:
     """Chunk and translate records, in input order; every record comes out, kept frames or not."""
     validate_chunk_size(chunk_size)
-    pending: list[tuple[Prepared, list[str]]] = []
+    pending: list[Prepared] = []
     waiting = 0
     for record in records:
         spans = chunk_spans(record.length, chunk_size)
         chunks = [Chunk(f"{record.id}_chunk_{k + 1}", record.seq[s:e])
                   for k, (s, e) in enumerate(spans)]
-        pending.append((Prepared(record, chunks), [c.seq.upper() for c in chunks]))
+        pending.append(Prepared(record, chunks))
         waiting += len(chunks)
         if waiting >= batch_chunks:
-            yield from _emit(pending, chunk_size)
+            yield from _emit(pending, batch_chunks)
             pending, waiting = [], 0
-    yield from _emit(pending, chunk_size)
+    yield from _emit(pending, batch_chunks)
