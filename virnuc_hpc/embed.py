@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from .errors import ConfigError, IntegrityError
+from .faults import fault_point
 from .fsio import atomic_write
 from .models.esm_fast import FastEsm2
 from .runconfig import check_compile
@@ -173,6 +174,7 @@ class Encoder:
                 queue.appendleft(batch)
                 continue
             check_rows(rows, self.dim, names)
+            fault_point("embed.batch", type(self).__name__)
             yield batch, rows
 
     @staticmethod

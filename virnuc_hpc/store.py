@@ -24,8 +24,10 @@ import numpy as np
 from safetensors.numpy import load as load_tensors
 from safetensors.numpy import save as save_tensors
 
-from .fsio import atomic_write, sha256_bytes, sha256_file
-from .rundir import TaskDir
+from .faults import fault_point
+from .fsio import atomic_write, make_dirs, sha256_bytes, sha256_file
+from .errors import IntegrityError
+from .rundir import TaskDir, check_record_paths, parse_index
 
 FORMAT = 1
 TENSORS = ("dnabert", "esm", "scores")
@@ -47,6 +49,27 @@ def _read_json(path: Path) -> dict | None:
         return json.loads(path.read_bytes())
     except (OSError, ValueError):
         return None
+
+
+def rerun_hint(task: TaskDir) -> str:
+    """The command that reruns this task's shard."""
+    try:
+        index = parse_index(task.root.name)
+    except ValueError:
+        return "rerun its task"
+    return f"`virnuc-hpc resubmit {task.root.parent.parent} --indices {index}`"
+
+
+def _read_record(task: TaskDir, path: Path) -> dict | None:
+    """A JSON record of the task (DONE, a sidecar): None when absent or unreadable;
+    IntegrityError when it is a symlink out of the task dir or names a path outside the run."""
+    if os.path.lexists(path) and not task.holds(path):
+        raise IntegrityError(f"{path}: a symlink out of its task dir; refused; fix: remove it, "
+                             f"then {rerun_hint(task)}")
+    record = _read_json(path)
+    if isinstance(record, dict):
+        check_record_paths(record, path, f"remove it, then {rerun_hint(task)}")
+    return record
 
 
 @dataclass(frozen=True)
@@ -93,9 +116,13 @@ def _sidecar_info(task: TaskDir, k: int, sidecar: dict) -> PartInfo:
 
 def _complete_part(task: TaskDir, k: int, row_start: int,
                    declared: Mapping | None) -> PartInfo | None:
-    """The part's info if its sidecar exists, matches the file's sha256 and continues the rows."""
-    sidecar = _read_json(task.sidecar(k))
-    if sidecar is None or not task.part(k).is_file():
+    """The part's info if its sidecar exists, matches the file's sha256 and continues the rows
+    (never through a symlink out of the task dir: the writer then replaces the link)."""
+    try:
+        sidecar = _read_record(task, task.sidecar(k))
+    except IntegrityError:
+        return None
+    if sidecar is None or not task.part(k).is_file() or not task.holds(task.part(k)):
         return None
     if declared is not None and any(sidecar.get(key) != value for key, value in declared.items()):
         return None
@@ -156,7 +183,7 @@ class PartWriter:
         self.task = TaskDir(task_dir)
         self.widths = full_widths(widths)
         self.fingerprints = dict(fingerprints)
-        self.task.root.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.task.root)
         self.task.done.unlink(missing_ok=True)
         self.task.rejected.unlink(missing_ok=True)
         resumed = resume_point(task_dir, self.widths, self.fingerprints)
@@ -183,6 +210,7 @@ class PartWriter:
         meta = {"format": FORMAT, "part": k, "row_start": self.rows_done, "ids_digest": digest}
         data = save_tensors(tensors, metadata={"virnuc_hpc": json.dumps(meta, sort_keys=True)})
         atomic_write(self.task.part(k), data)
+        fault_point("part.written", self.task.part(k))
         sidecar = {**meta, "sha256": sha256_bytes(data), "bytes": len(data), "rows": rows,
                    "ids": list(ids), "widths": self.widths, "fingerprints": self.fingerprints}
         atomic_write(self.task.sidecar(k), _json_bytes(sidecar))
@@ -219,8 +247,10 @@ class PartWriter:
 
 
 def read_done(task_dir: str | os.PathLike) -> dict | None:
-    """The DONE record, or None when it is absent or unreadable."""
-    return _read_json(TaskDir(task_dir).done)
+    """The DONE record, or None when it is absent or unreadable; IntegrityError when it is a
+    symlink out of the task dir or names a path outside the run dir."""
+    task = TaskDir(task_dir)
+    return _read_record(task, task.done)
 
 
 def write_heartbeat(task_dir: str | os.PathLike, rows_done: int, rows_total: int | None,
@@ -349,7 +379,10 @@ def verify_task(task_dir: str | os.PathLike, expected: Expectation) -> list[str]
     and fingerprints everywhere (and as expected, when given).
     """
     task = TaskDir(task_dir)
-    done = read_done(task.root)
+    try:
+        done = read_done(task.root)
+    except IntegrityError as exc:
+        return [str(exc)]
     if done is None:
         return ["DONE missing or unreadable (the task did not finish)"]
     check = _Check(task, expected, done)
@@ -374,6 +407,9 @@ def _check_declared(check: _Check) -> None:
 
 def _check_accounting(check: _Check) -> list[AccountRow] | None:
     path = check.task.accounting
+    if path.is_file() and not check.task.holds(path):
+        check.fail(f"{path}: a symlink out of the task dir; refused")
+        return None
     if not path.is_file() or sha256_file(path) != check.done.get("accounting_sha256"):
         check.fail("accounting.tsv missing or changed since DONE")
         return None
@@ -428,6 +464,9 @@ def _check_parts(check: _Check) -> list[str] | None:
 
 def _check_part(check: _Check, entry: dict, row_start: int) -> list[str] | None:
     k, task = entry["index"], check.task
+    if os.path.lexists(task.part(k)) and not task.holds(task.part(k)):
+        check.fail(f"part {k}: a symlink out of the task dir; refused")
+        return None
     try:
         data = task.part(k).read_bytes()
     except OSError:
@@ -436,7 +475,11 @@ def _check_part(check: _Check, entry: dict, row_start: int) -> list[str] | None:
     if len(data) != entry.get("bytes") or sha256_bytes(data) != entry.get("sha256"):
         check.fail(f"part {k}: sha256 or size differs from DONE (truncated or changed)")
         return None
-    sidecar = _read_json(task.sidecar(k))
+    try:
+        sidecar = _read_record(task, task.sidecar(k))
+    except IntegrityError as exc:
+        check.fail(str(exc))
+        return None
     if not _sidecar_agrees(check, k, sidecar, entry, row_start):
         return None
     return sidecar["ids"] if _tensors_ok(check, k, data, entry["rows"]) else None
