@@ -1,0 +1,113 @@
+"""RSS over a 141k-sequence tiny-profile run of the real commands: does memory stay flat?
+
+    .venv/bin/python bench/bench_rss_141k.py [--sequences 141000] [--coding 0.08] [--dir DIR]
+
+Writes a 141k-read input (150-300 bp; a `--coding` fraction carries open reading frames, the
+rest is random DNA, most of which has a stop in every frame and is skipped, so that CPU time
+goes to the per-sequence work and a few thousand frames rather than to 100k tiny-model
+forwards), plans it as one shard with 300-bp chunks, then runs `run-task`, `reduce` and
+`embed` (tiny-esm2 on the translated kept frames) as subprocesses, reading each one's RSS
+from /proc every 0.25 s. It prints, per command: wall time, rate, RSS at the end of warm-up
+(the first 20 % of the command's life), the peak after warm-up, the last sample, and the
+growth after warm-up (target < 5 %); for `embed`, also the size of the output it holds by
+design (N x D float32, written once at the end). Uses VIRNUC_HPC_CACHE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from virnuc_hpc import synthetic
+
+WARMUP = 0.2
+PERIOD_S = 0.25
+
+
+def rss_mib(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def reads(n: int, coding: float, seed: int = 141):
+    rng = random.Random(seed)
+    for i in range(n):
+        length = rng.randint(150, 300)
+        seq = synthetic.coding_like(rng, length) if rng.random() < coding else \
+            "".join(rng.choices("ACGT", k=length))
+        yield f"read{i}", seq
+
+
+def measure(name: str, argv: list[str], log: Path) -> dict:
+    start = time.monotonic()
+    with open(log, "w") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        samples: list[tuple[float, float]] = []
+        while proc.poll() is None:
+            rss = rss_mib(proc.pid)
+            if rss is not None:
+                samples.append((time.monotonic() - start, rss))
+            time.sleep(PERIOD_S)
+    wall = time.monotonic() - start
+    if proc.returncode != 0:
+        sys.exit(f"{name} failed (exit {proc.returncode}); see {log}")
+    cut = next(k for k, (t, _) in enumerate(samples) if t >= WARMUP * wall)
+    warm, after = samples[cut][1], [r for _, r in samples[cut:]]
+    return {"name": name, "wall": wall, "samples": len(samples), "warm": warm,
+            "peak": max(after), "last": after[-1], "overall_peak": max(r for _, r in samples),
+            "growth": 100 * (max(after) / warm - 1)}
+
+
+def report(row: dict, extra: str = "") -> None:
+    print(f"{row['name']:<9} {row['wall']:7.0f} s  RSS after warm-up {row['warm']:7.1f} MiB, "
+          f"peak after {row['peak']:7.1f}, last {row['last']:7.1f}, overall peak "
+          f"{row['overall_peak']:7.1f}; growth after warm-up {row['growth']:+.2f} %"
+          f" (target < 5 %){extra}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sequences", type=int, default=141_000)
+    parser.add_argument("--coding", type=float, default=0.08)
+    parser.add_argument("--part-rows", type=int, default=512)
+    parser.add_argument("--dir", type=Path, default=Path("bench-rss-141k"))
+    args = parser.parse_args()
+    work, cli = args.dir.resolve(), [sys.executable, "-m", "virnuc_hpc"]
+    work.mkdir(parents=True, exist_ok=True)
+    fasta = synthetic.write_fasta(work / "input.fa", reads(args.sequences, args.coding))
+    run = work / "run"
+    (work / "run.yaml").write_text(f"part_rows: {args.part_rows}\n")
+    if not (run / "plan.json").exists():
+        subprocess.run([*cli, "plan", str(fasta), "--run-dir", str(run), "--models", "tiny",
+                        "--chunk-size", "300", "--shards", "1", "--config",
+                        str(work / "run.yaml")], check=True, capture_output=True)
+    task = measure("run-task", [*cli, "run-task", str(run), "--index", "0", "--device", "cpu"],
+                   work / "run-task.log")
+    frames = int((run / "tasks" / "00000" / "DONE").read_text().split('"rows": ')[1]
+                 .split(",")[0])
+    report(task, f"; {args.sequences} sequences, {frames} kept frames, "
+                 f"{frames / task['wall']:.1f} frames/s")
+    report(measure("reduce", [*cli, "reduce", str(run)], work / "reduce.log"))
+    proteins = work / "frames.faa"
+    subprocess.run([*cli, "translate", str(fasta), "--chunk-size", "300", "--nucleotide-out",
+                    str(work / "frames.fa"), "--protein-out", str(proteins)], check=True,
+                   capture_output=True)
+    rows = sum(1 for line in proteins.open() if line.startswith(">"))
+    embed = measure("embed", [*cli, "embed", str(proteins), "--model", "tiny-esm2", "--out",
+                              str(work / "frames.safetensors"), "--device", "cpu"],
+                    work / "embed.log")
+    report(embed, f"; {rows} proteins, {rows / embed['wall']:.1f}/s, output held "
+                  f"{rows * 64 * 4 / 2**20:.1f} MiB (width 64)")
+
+
+if __name__ == "__main__":
+    main()
