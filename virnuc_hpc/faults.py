@@ -14,7 +14,8 @@ the target). Targets are file paths (for the fsio points) or short labels. Actio
     term     SIGTERM this process; usr2: SIGUSR2 (the scheduler's warnings); stop: SIGSTOP
              (a test changes something, then sends SIGCONT)
     enospc   raise OSError(ENOSPC); eio: OSError(EIO); erofs: OSError(EROFS)
-    hang     sleep for an hour (a stuck file system)
+    hang     sleep for an hour (a stuck file system); slow: sleep half a second (a slow
+             node: a test that must catch a task while it runs)
 
 `@N+` fires on the N-th call and every later one (an error that persists, a full disk).
 
@@ -48,7 +49,7 @@ POINTS = ("create", "write", "rename", "part.written", "models.load", "models.lo
 SIGNALS = {"kill": signal.SIGKILL, "term": signal.SIGTERM, "usr2": signal.SIGUSR2,
            "stop": signal.SIGSTOP}
 ERRNOS = {"enospc": errno.ENOSPC, "eio": errno.EIO, "erofs": errno.EROFS}
-ACTIONS = (*SIGNALS, *ERRNOS, "hang")
+ACTIONS = (*SIGNALS, *ERRNOS, "hang", "slow")
 
 _state: dict = {"spec": None, "rules": [], "hits": []}
 
@@ -102,4 +103,4 @@ def _act(action: str, name: str, target: str) -> None:
         code = ERRNOS[action]
         raise OSError(code, f"{os.strerror(code)} (injected at {name})", target or None)
     else:
-        time.sleep(3600)
+        time.sleep(3600 if action == "hang" else 0.5)

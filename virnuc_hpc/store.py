@@ -11,6 +11,7 @@ leave a mismatch that `verify_task` rejects: a shard is never silently mixed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -25,7 +26,7 @@ from safetensors.numpy import load as load_tensors
 from safetensors.numpy import save as save_tensors
 
 from .faults import fault_point
-from .fsio import atomic_write, make_dirs, sha256_bytes, sha256_file
+from .fsio import atomic_open, atomic_write, make_dirs, sha256_bytes, sha256_file
 from .errors import IntegrityError
 from .rundir import TaskDir, check_record_paths, parse_index
 
@@ -221,17 +222,19 @@ class PartWriter:
         """Write DONE last: the parts' sha256 list, totals and the accounting's digest, and
         `run_info` (when the task started, its GPU, its rate: the report's timeline).
         The accounting must be written first and account for exactly the rows written."""
-        accounting = read_accounting(self.task.root)
-        kept = sum(row.kept_frames for row in accounting)
+        kept, sequences, ids = 0, 0, hashlib.sha256()
+        for row in iter_accounting(self.task.root):  # streamed: a shard may be very long
+            kept, sequences = kept + row.kept_frames, sequences + 1
+            ids.update(f"{row.id}\n".encode())  # as ids_digest
         if kept != self.rows_done:
             raise ValueError(f"accounting lists {kept} kept frames but {self.rows_done} rows "
                              "were written")
         self._remove_leftover_parts()
         record = {
             "format": FORMAT, "parts": [info.listing() for info in self.parts],
-            "rows": self.rows_done, "sequences": len(accounting),
+            "rows": self.rows_done, "sequences": sequences,
             "accounting_sha256": sha256_file(self.task.accounting),
-            "sequence_ids_digest": ids_digest(row.id for row in accounting),
+            "sequence_ids_digest": ids.hexdigest(),
             "widths": self.widths, "fingerprints": self.fingerprints,
             "summary": dict(summary or {}), "time": time.time(), "host": socket.gethostname(),
             "pid": os.getpid(), **run_info,
@@ -332,12 +335,34 @@ def _account_row(row) -> AccountRow:
 def write_accounting(task_dir: str | os.PathLike, rows: Iterable[Mapping | AccountRow]) -> Path:
     """Atomically write the shard's accounting: id, length, chunks, kept_frames, skip_reason
     per input sequence, in input order (dicts as `Prepared.accounting()` returns them)."""
-    path = TaskDir(task_dir).accounting
-    lines = ["\t".join(ACCOUNTING_COLUMNS)]
-    for row in map(_account_row, rows):
-        lines.append(f"{row.id}\t{row.length}\t{row.chunks}\t{row.kept_frames}\t{row.skip_reason}")
-    atomic_write(path, "\n".join(lines) + "\n")
-    return path
+    with AccountingWriter(task_dir) as writer:
+        for row in rows:
+            writer.add(row)
+    return TaskDir(task_dir).accounting
+
+
+class AccountingWriter:
+    """Streams the accounting to a temp file as sequences pass (memory stays flat however
+    many sequences a shard has); published whole when the block ends without error."""
+
+    def __init__(self, task_dir: str | os.PathLike):
+        self.path, self.sequences, self.skipped = TaskDir(task_dir).accounting, 0, 0
+
+    def __enter__(self) -> "AccountingWriter":
+        self._context = atomic_open(self.path)
+        self._handle = self._context.__enter__()
+        self._handle.write(("\t".join(ACCOUNTING_COLUMNS) + "\n").encode())
+        return self
+
+    def add(self, row: Mapping | AccountRow) -> None:
+        row = _account_row(row)
+        self._handle.write(f"{row.id}\t{row.length}\t{row.chunks}\t{row.kept_frames}\t"
+                           f"{row.skip_reason}\n".encode())
+        self.sequences += 1
+        self.skipped += bool(row.skip_reason)
+
+    def __exit__(self, *exc) -> bool:
+        return bool(self._context.__exit__(*exc))
 
 
 def iter_accounting(task_dir: str | os.PathLike) -> Iterator[AccountRow]:

@@ -35,8 +35,8 @@ from .progress import Progress
 from .rundir import RunDir, contained
 from .runconfig import RunConfig
 from .sequences import Frame, Prepared, prepare
-from .store import (PartWriter, mark_failed, read_done, read_rejection, verify_task,
-                    write_accounting)
+from .store import (AccountingWriter, PartWriter, mark_failed, read_done, read_rejection,
+                    verify_task)
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,6 @@ def _compute(run: RunDir, plan, index: int, options: TaskOptions) -> TaskResult:
             Progress(task.root, interval=options.heartbeat_s, device=options.device) as progress:
         total = sum(len(p.frames) for p in _prepared(run, plan, index))  # cheap next to the GPU
         progress.set_phase("loading models", total=total)
-        accounting: list[dict] = []
         with LoadedModels(resolve_profile(plan.profile, plan.chunk_size),
                           device=options.device) as models:
             pipeline = FramePipeline(models, options, on_rows=progress.advance)
@@ -183,17 +182,18 @@ def _compute(run: RunDir, plan, index: int, options: TaskOptions) -> TaskResult:
             log.info("shard %d: %d kept frames, resuming after %d", index, total,
                      writer.rows_done)
             progress.set_phase("embedding", done=writer.rows_done)
-            _write_parts(run, plan, index, options, pipeline, writer, accounting, stop)
-            fault_point("task.parts_done")
-        write_accounting(task.root, accounting)
-        writer.write_done({"skipped": sum(bool(row["skip_reason"]) for row in accounting)},
+            with AccountingWriter(task.root) as accounting:  # published after the last part
+                _write_parts(run, plan, index, options, pipeline, writer, accounting, stop)
+                fault_point("task.parts_done")
+        writer.write_done({"skipped": accounting.skipped},
                           started=progress.started_wall, gpu=progress.gpu,
                           rate=round(progress.rate, 3))
-    return TaskResult(index, "done", writer.rows_done, len(accounting))
+    return TaskResult(index, "done", writer.rows_done, accounting.sequences)
 
 
 def _write_parts(run: RunDir, plan, index: int, options: TaskOptions, pipeline: "FramePipeline",
-                 writer: PartWriter, accounting: list[dict], stop: threading.Event) -> None:
+                 writer: PartWriter, accounting: AccountingWriter,
+                 stop: threading.Event) -> None:
     """Embed, classify and publish every part after the resume point; stop cleanly (after the
     current part, or before the first one when the signal came during start-up) on
     SIGTERM/SIGUSR2."""
@@ -238,10 +238,10 @@ def _prepared(run: RunDir, plan, index: int) -> Iterator[Prepared]:
     return prepare(planning.iter_shard_records(run.root, index), plan.chunk_size)
 
 
-def _frames(prepared: Iterator[Prepared], accounting: list[dict]) -> Iterator[Frame]:
+def _frames(prepared: Iterator[Prepared], accounting: AccountingWriter) -> Iterator[Frame]:
     """Every kept frame in order, recording each sequence's accounting as it passes."""
     for item in prepared:
-        accounting.append(item.accounting())
+        accounting.add(item.accounting())
         yield from item.frames
 
 
