@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -61,6 +62,7 @@ def measure(name: str, argv: list[str], log: Path) -> dict:
     wall = time.monotonic() - start
     if proc.returncode != 0:
         sys.exit(f"{name} failed (exit {proc.returncode}); see {log}")
+    log.with_suffix(".rss.tsv").write_text("".join(f"{t:.2f}\t{r:.1f}\n" for t, r in samples))
     cut = next(k for k, (t, _) in enumerate(samples) if t >= WARMUP * wall)
     warm, after = samples[cut][1], [r for _, r in samples[cut:]]
     return {"name": name, "wall": wall, "samples": len(samples), "warm": warm,
@@ -81,22 +83,39 @@ def main() -> None:
     parser.add_argument("--coding", type=float, default=0.01)
     parser.add_argument("--part-rows", type=int, default=512)
     parser.add_argument("--dir", type=Path, default=Path("bench-rss-141k"))
+    parser.add_argument("--only", choices=("run-task", "reduce", "embed"),
+                        help="measure one command (the others' inputs must exist)")
     args = parser.parse_args()
     work, cli = args.dir.resolve(), [sys.executable, "-m", "virnuc_hpc"]
     work.mkdir(parents=True, exist_ok=True)
-    fasta = synthetic.write_fasta(work / "input.fa", reads(args.sequences, args.coding))
+    fasta = work / "input.fa"
+    if not fasta.exists():
+        synthetic.write_fasta(fasta, reads(args.sequences, args.coding))
     run = work / "run"
     (work / "run.yaml").write_text(f"part_rows: {args.part_rows}\n")
+    if (run / "tasks").exists() and args.only in (None, "run-task"):
+        shutil.rmtree(run / "tasks")
     if not (run / "plan.json").exists():
         subprocess.run([*cli, "plan", str(fasta), "--run-dir", str(run), "--models", "tiny",
                         "--chunk-size", "300", "--shards", "1", "--config",
                         str(work / "run.yaml")], check=True, capture_output=True)
+    if args.only in (None, "run-task"):
+        measure_task(run, work, cli, args.sequences)
+    if args.only in (None, "reduce"):
+        report(measure("reduce", [*cli, "reduce", str(run)], work / "reduce.log"))
+    if args.only in (None, "embed"):
+        measure_embed(fasta, work, cli)
+
+
+def measure_task(run: Path, work: Path, cli: list[str], sequences: int) -> None:
     task = measure("run-task", [*cli, "run-task", str(run), "--index", "0", "--device", "cpu"],
                    work / "run-task.log")
     frames = json.loads((run / "tasks" / "00000" / "DONE").read_text())["rows"]
-    report(task, f"; {args.sequences} sequences, {frames} kept frames, "
+    report(task, f"; {sequences} sequences, {frames} kept frames, "
                  f"{frames / task['wall']:.1f} frames/s")
-    report(measure("reduce", [*cli, "reduce", str(run)], work / "reduce.log"))
+
+
+def measure_embed(fasta: Path, work: Path, cli: list[str]) -> None:
     proteins = work / "frames.faa"
     subprocess.run([*cli, "translate", str(fasta), "--chunk-size", "300", "--nucleotide-out",
                     str(work / "frames.fa"), "--protein-out", str(proteins)], check=True,
