@@ -7,10 +7,11 @@ rest is random DNA, most of which has a stop in every frame and is skipped, so t
 goes to the per-sequence work and a few thousand frames rather than to 100k tiny-model
 forwards), plans it as one shard with 300-bp chunks, then runs `run-task`, `reduce` and
 `embed` (tiny-esm2 on the translated kept frames) as subprocesses, reading each one's RSS
-from /proc every 0.25 s. It prints, per command: wall time, rate, RSS at the end of warm-up
-(the first 20 % of the command's life), the peak after warm-up, the last sample, and the
-growth after warm-up (target < 5 %); for `embed`, also the size of the output it holds by
-design (N x D float32, written once at the end). Uses VIRNUC_HPC_CACHE.
+from /proc every 0.25 s (samples saved beside each log). Working memory rises and falls with
+every part and batch, so it compares windows of the command's life: right after warm-up
+(20-40 %) and the end (80-100 %), their peaks and means; growth is their ratio (target < 5 %).
+For `embed`, it also prints the size of the output it holds by design (N x D float32, written
+once at the end). Uses VIRNUC_HPC_CACHE.
 """
 
 from __future__ import annotations
@@ -63,18 +64,27 @@ def measure(name: str, argv: list[str], log: Path) -> dict:
     if proc.returncode != 0:
         sys.exit(f"{name} failed (exit {proc.returncode}); see {log}")
     log.with_suffix(".rss.tsv").write_text("".join(f"{t:.2f}\t{r:.1f}\n" for t, r in samples))
-    cut = next(k for k, (t, _) in enumerate(samples) if t >= WARMUP * wall)
-    warm, after = samples[cut][1], [r for _, r in samples[cut:]]
-    return {"name": name, "wall": wall, "samples": len(samples), "warm": warm,
-            "peak": max(after), "last": after[-1], "overall_peak": max(r for _, r in samples),
-            "growth": 100 * (max(after) / warm - 1)}
+    first, last = window(samples, wall, WARMUP, WARMUP + 0.2), window(samples, wall, 0.8, 1.01)
+    return {"name": name, "wall": wall, "samples": len(samples),
+            "first": first, "last": last, "peak": max(r for _, r in samples),
+            "growth": 100 * (max(last) / max(first) - 1),
+            "mean_growth": 100 * (sum(last) / len(last) / (sum(first) / len(first)) - 1)}
+
+
+def window(samples: list[tuple[float, float]], wall: float, start: float, end: float) -> list:
+    """RSS samples taken between `start` and `end` (fractions of the command's life)."""
+    return [r for t, r in samples if start * wall <= t < end * wall] or [samples[-1][1]]
 
 
 def report(row: dict, extra: str = "") -> None:
-    print(f"{row['name']:<9} {row['wall']:7.0f} s  RSS after warm-up {row['warm']:7.1f} MiB, "
-          f"peak after {row['peak']:7.1f}, last {row['last']:7.1f}, overall peak "
-          f"{row['overall_peak']:7.1f}; growth after warm-up {row['growth']:+.2f} %"
-          f" (target < 5 %){extra}")
+    """Working memory rises and falls with each part or batch, so the windows' peaks and
+    means are compared: right after warm-up (20-40 % of the life) and at the end (80-100 %)."""
+    first, last = row["first"], row["last"]
+    print(f"{row['name']:<9} {row['wall']:6.0f} s, {row['samples']} samples; RSS 20-40 %: "
+          f"peak {max(first):.1f} MiB, mean {sum(first) / len(first):.1f}; 80-100 %: peak "
+          f"{max(last):.1f}, mean {sum(last) / len(last):.1f}; overall peak "
+          f"{row['peak']:.1f}; growth after warm-up: peak {row['growth']:+.2f} %, mean "
+          f"{row['mean_growth']:+.2f} % (target < 5 %){extra}")
 
 
 def main() -> None:
