@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -99,10 +100,10 @@ class Command:
     def kill_after(self, seconds: float) -> Ran:
         """SIGKILL at `seconds` after the start unless it ended first."""
         self.process.join(seconds)
-        killed = self.process.is_alive()
-        if killed:
+        if self.process.is_alive():
             self.process.kill()
         self.process.join()
+        killed = self.process.exitcode == -signal.SIGKILL  # it may have ended just before
         return Ran(self.argv, self.process.exitcode, self.log_path.read_text(), killed=killed)
 
     def wait_stopped(self, timeout: float = 120.0) -> bool:
