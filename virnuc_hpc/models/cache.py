@@ -97,13 +97,16 @@ class ModelCache:
             return {}
 
     def check_unchanged(self, spec: ModelSpec) -> None:
-        """Raise IntegrityError if a file of the entry was replaced or rewritten since
-        `verify` hashed it (then what was loaded may not be what was verified)."""
-        if self.identities(spec) != self.hashed.get(spec.name, {}):
-            raise IntegrityError(
-                f"{self.entry_dir(spec)}: a file of {spec.name} changed while it was verified "
-                f"and loaded; fix: rerun the command; if the cache is being repaired, wait for "
-                f"it; if the entry is damaged: {_repair_hint(spec)}")
+        """After loading: if a file of the entry was replaced or rewritten since `verify`
+        hashed it, what was loaded may not be what was verified, so the entry is verified
+        again (another task publishing the same bytes passes; other bytes raise)."""
+        if self.identities(spec) == self.hashed.get(spec.name, {}):
+            return
+        try:
+            self.verify(spec)
+        except (IntegrityError, MissingModelError) as exc:
+            raise IntegrityError(f"a file of {spec.name} changed while it was verified and "
+                                 f"loaded: {exc}") from exc
 
     def entry_dir(self, spec: ModelSpec) -> Path:
         return spec.local_path if spec.source == "path" else self.root / spec.name
