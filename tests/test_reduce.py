@@ -216,6 +216,10 @@ def test_what_a_killed_reduce_left_is_swept_by_the_next(tmp_path):
     (results / ".reduce-x1y2").mkdir(parents=True)
     (results / ".reduce-x1y2" / "shard-00000.tsv").write_text("half")
     (results / ".predictions.tsv.abc.tmp").write_text("half")
-    assert reduce_run(run_dir).ok
+    provenance = RunDir(run_dir).provenance("reduce")
+    provenance.parent.mkdir(exist_ok=True)
+    stale = provenance.parent / ".reduce.json.def456.tmp"
+    stale.write_text("half")
+    assert reduce_run(run_dir).ok and not stale.exists()
     assert sorted(p.name for p in results.iterdir() if p.name.startswith(".")) == \
         [".reduce.lock"]

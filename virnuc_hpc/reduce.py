@@ -282,9 +282,9 @@ def _reduce(run: RunDir, plan: Plan, widths, fingerprints) -> ReduceResult:
             summary = _write_results(run, plan, scratch)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+        write_provenance(run, "reduce", {"fingerprint": plan.fingerprint, "summary": summary})
     files = {name: str(getattr(run, name)) for name in
              ("prediction_results", "highestscore", "predictions", "features_index", "summary")}
-    write_provenance(run, "reduce", {"fingerprint": plan.fingerprint, "summary": summary})
     return ReduceResult(True, str(run.root), [], summary, files)
 
 
@@ -327,7 +327,9 @@ class _alone:
                             "rerun `virnuc-hpc reduce` once it ended)") from None
         for leftover in self.run.results.glob(".reduce-*"):
             shutil.rmtree(leftover, ignore_errors=True)
-        for leftover in self.run.results.glob(".*.tmp"):
+        provenance = self.run.provenance("reduce")
+        for leftover in (*self.run.results.glob(".*.tmp"),
+                         *provenance.parent.glob(f".{provenance.name}.*.tmp")):
             leftover.unlink(missing_ok=True)
 
     def __exit__(self, *exc):
