@@ -12,6 +12,7 @@ def pytest_terminal_summary(terminalreporter):
     if tally.counts["trials"]:
         terminalreporter.write_sep("-", "fault injection")
         terminalreporter.write_line(tally.line())
+        terminalreporter.write_line(f"(SIGKILL trials among them: {tally.counts['kills']})")
         for why in tally.lost:
             terminalreporter.write_line(f"  lost: {why}")
 

@@ -137,11 +137,12 @@ class Bench:
             return f"temp files left after the fix: {[str(p) for p in leftovers]}"
         return None
 
-    def outcome(self, name: str, problem: str | None, recovered: bool = True) -> str:
+    def outcome(self, name: str, problem: str | None, recovered: bool = True,
+                kill: bool = False) -> str:
         """Count one trial: lost when `problem`, else recovered (or detected)."""
         if problem:
-            return tally.record(name, "lost", problem)
-        return tally.record(name, "recovered" if recovered else "detected")
+            return tally.record(name, "lost", problem, kill)
+        return tally.record(name, "recovered" if recovered else "detected", kill=kill)
 
     # -- trials ---------------------------------------------------------------------------
 
@@ -168,7 +169,8 @@ class Bench:
             assert not until_done, f"{name}: still not complete after {attempts} attempts"
         if faulted:
             problem = problem or self.recover(run)
-        return [self.outcome(f"{name}#{k}", problem) for k in range(faulted)]
+        kill = -signal.SIGKILL in expect
+        return [self.outcome(f"{name}#{k}", problem, kill=kill) for k in range(faulted)]
 
     def reduce_trial(self, name: str, faults: str | None, expect: tuple[int, ...],
                      kill_after: float | None = None) -> str | None:
@@ -179,7 +181,8 @@ class Bench:
             return None
         assert ran.code in expect or ran.hung or "Traceback" in ran.log, \
             f"{name}: exit {ran.code}, expected {expect}: {tail(ran.log)}"
-        return self.outcome(name, self.problems(run, ran, "reduce") or self.recover(run))
+        return self.outcome(name, self.problems(run, ran, "reduce") or self.recover(run),
+                            kill=-signal.SIGKILL in expect)
 
 
 def result_bytes(run: Path) -> dict[str, bytes]:

@@ -9,11 +9,12 @@ counts: Counter = Counter()
 lost: list[str] = []
 
 
-def record(name: str, outcome: str, why: str = "") -> str:
-    """Count one trial; a lost one is remembered with why, for the test's failure message."""
+def record(name: str, outcome: str, why: str = "", kill: bool = False) -> str:
+    """Count one trial (`kill`: a SIGKILL trial); a lost one is remembered with why."""
     if outcome not in OUTCOMES:
         raise ValueError(f"unknown outcome {outcome!r}")
     counts["trials"] += 1
+    counts["kills"] += kill
     counts[outcome] += 1
     if outcome == "lost":
         lost.append(f"{name}: {why}")
