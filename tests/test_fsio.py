@@ -39,3 +39,19 @@ def test_files_get_the_mode_open_would_give(tmp_path):
     atomic_write(path, "x")
     assert stat.S_IMODE(path.stat().st_mode) == FILE_MODE
     assert FILE_MODE & stat.S_IROTH              # readable by other users of a shared cache
+
+
+def test_nothing_is_world_writable_even_with_umask_000(tmp_path):
+    import os
+
+    from virnuc_hpc.fsio import make_dirs
+
+    previous = os.umask(0)
+    try:
+        made = make_dirs(tmp_path / "a" / "b")
+        atomic_write(made / "c" / "file.txt", "x")
+    finally:
+        os.umask(previous)
+    created = [tmp_path / "a", made, made / "c", made / "c" / "file.txt"]
+    assert [p for p in created if p.stat().st_mode & stat.S_IWOTH] == []
+    assert all(p.exists() for p in created)

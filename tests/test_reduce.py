@@ -176,3 +176,50 @@ def test_unfinished_task_is_reported_not_merged(tmp_path):
     PartWriter(RunDir(run_dir).task(1), WIDTHS, PRINTS)  # started, nothing written
     result = reduce_run(run_dir)
     assert result.bad_indices == [1] and "DONE missing" in result.report()
+
+
+# -- what the fault-injection suite found (tests/reliability) ---------------------------------
+
+def test_an_io_error_is_one_line_naming_the_file_and_rerun_and_publishes_nothing(tmp_path,
+                                                                                 monkeypatch):
+    from virnuc_hpc.reduce import ReduceIOError
+
+    run_dir = complete_run(tmp_path, shards=2)
+    monkeypatch.setenv("VIRNUC_HPC_FAULTS", "write:*/predictions.tsv=enospc")
+    with pytest.raises(ReduceIOError) as caught:
+        reduce_run(run_dir)
+    message = str(caught.value)
+    assert "\n" not in message and "predictions.tsv" in message and caught.value.exit_code == 1
+    assert f"virnuc-hpc reduce {run_dir}" in message
+    results = RunDir(run_dir).results
+    assert not RunDir(run_dir).summary.exists() and not RunDir(run_dir).predictions.exists()
+    assert [p.name for p in results.iterdir() if p.name != ".reduce.lock"] == []
+    monkeypatch.delenv("VIRNUC_HPC_FAULTS")
+    assert reduce_run(run_dir).ok
+
+
+def test_sigterm_stops_reduce_cleanly(tmp_path, monkeypatch):
+    from virnuc_hpc.reduce import ReduceStopped
+
+    run_dir = complete_run(tmp_path, shards=2)
+    monkeypatch.setenv("VIRNUC_HPC_FAULTS", "reduce.merged=term")
+    with pytest.raises(ReduceStopped) as caught:
+        reduce_run(run_dir)
+    assert caught.value.exit_code == 75 and f"virnuc-hpc reduce {run_dir}" in str(caught.value)
+    results = RunDir(run_dir).results
+    assert [p.name for p in results.iterdir() if p.name != ".reduce.lock"] == []
+
+
+def test_what_a_killed_reduce_left_is_swept_by_the_next(tmp_path):
+    run_dir = complete_run(tmp_path, shards=2)
+    results = RunDir(run_dir).results
+    (results / ".reduce-x1y2").mkdir(parents=True)
+    (results / ".reduce-x1y2" / "shard-00000.tsv").write_text("half")
+    (results / ".predictions.tsv.abc.tmp").write_text("half")
+    provenance = RunDir(run_dir).provenance("reduce")
+    provenance.parent.mkdir(exist_ok=True)
+    stale = provenance.parent / ".reduce.json.def456.tmp"
+    stale.write_text("half")
+    assert reduce_run(run_dir).ok and not stale.exists()
+    assert sorted(p.name for p in results.iterdir() if p.name.startswith(".")) == \
+        [".reduce.lock"]

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.helpers import read_fasta, run_cli
+from tests.helpers import REPO, read_fasta, run_cli
 from tests.helpers_run import (frame_scores, part_digests, plan, planned_run, predictions,
                                run_all)
 from virnuc_hpc.reduce import reduce_run
@@ -259,3 +259,81 @@ def test_run_task_refuses_an_input_changed_after_plan(tiny_cache, tmp_path):
     assert "other bases" in RunDir(run_dir).task(shard).failed.read_text()
     assert run_cli("run-task", run_dir, "--index", 1 - shard).returncode == 0
     assert read_done(RunDir(run_dir).task(1 - shard).root) is not None
+
+
+# -- what the fault-injection suite found (tests/reliability) ---------------------------------
+
+@pytest.fixture
+def small_run(tiny_cache, tmp_path):
+    run_dir = tmp_path / "run"
+    plan(REPO / "examples" / "reads.fa", run_dir, shards=2, part_rows=4)
+    return run_dir
+
+
+def test_an_io_error_fails_the_task_in_one_line_naming_shard_file_and_rerun(small_run,
+                                                                           monkeypatch):
+    from virnuc_hpc.task import TaskIOError, run_task, task_options
+
+    monkeypatch.setenv("VIRNUC_HPC_FAULTS", "write:*/part-*.safetensors=enospc@2")
+    with pytest.raises(TaskIOError) as caught:
+        run_task(small_run, 0, task_options(small_run, "cpu"))
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith("shard 0: No space left on device")
+    assert "part-00001.safetensors" in message and caught.value.exit_code == 1
+    assert f"virnuc-hpc run-task {small_run} --index 0" in message
+    task = RunDir(small_run).task(0)
+    assert "No space left" in task.failed.read_text() and not task.done.exists()
+    monkeypatch.delenv("VIRNUC_HPC_FAULTS")
+    run_all(small_run, indices=[0])
+    assert verify_task(task.root, load_manifest(small_run, 0).expectation()) == []
+
+
+def test_a_heartbeat_that_cannot_be_written_does_not_stop_the_task(small_run, monkeypatch):
+    monkeypatch.setenv("VIRNUC_HPC_FAULTS", "write:*/heartbeat.json=eio@1+")
+    run_all(small_run, indices=[0])
+    task = RunDir(small_run).task(0)
+    assert verify_task(task.root, load_manifest(small_run, 0).expectation()) == []
+    assert not task.heartbeat.exists()
+
+
+def test_sigterm_while_models_load_stops_cleanly_before_a_part(small_run, monkeypatch):
+    from virnuc_hpc.task import StopRequested, run_task, task_options
+
+    monkeypatch.setenv("VIRNUC_HPC_FAULTS", "models.load=term@2")
+    with pytest.raises(StopRequested) as caught:
+        run_task(small_run, 0, task_options(small_run, "cpu"))
+    assert "before a part" in str(caught.value) and "virnuc-hpc run-task" in str(caught.value)
+    assert RunDir(small_run).task(0).part_indices() == []
+    assert signal.getsignal(signal.SIGTERM) is not None   # handlers restored
+
+
+def test_temp_files_of_a_killed_writer_are_swept_by_the_next_run(small_run):
+    task = RunDir(small_run).task(0)
+    task.root.mkdir(parents=True)
+    stale = task.root / ".part-00000.safetensors.abc123.tmp"
+    stale.write_bytes(b"half a part")
+    run_all(small_run, indices=[0])
+    assert not stale.exists() and task.done.exists()
+
+
+def test_one_copy_of_each_model_while_a_task_runs(small_run, monkeypatch):
+    """Never two copies of a model in a process: count the loaded modules mid-task."""
+    import gc
+
+    import torch
+
+    from virnuc_hpc import task as task_module
+
+    seen = []
+    original = task_module.FramePipeline.__call__
+
+    def counting(self, part):
+        modules = [type(o).__name__ for o in gc.get_objects()
+                   if type(o).__name__ in ("ESM2", "DnabertModel", "MLPClassifier") and
+                   isinstance(o, torch.nn.Module)]
+        seen.append(sorted(modules))
+        return original(self, part)
+
+    monkeypatch.setattr(task_module.FramePipeline, "__call__", counting)
+    run_all(small_run)
+    assert seen and all(s == ["DnabertModel", "ESM2", "MLPClassifier"] for s in seen)

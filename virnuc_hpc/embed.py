@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from .errors import ConfigError, IntegrityError
+from .faults import fault_point
 from .fsio import atomic_write
 from .models.esm_fast import FastEsm2
 from .runconfig import check_compile
@@ -173,6 +174,7 @@ class Encoder:
                 queue.appendleft(batch)
                 continue
             check_rows(rows, self.dim, names)
+            fault_point("embed.batch", type(self).__name__)
             yield batch, rows
 
     @staticmethod
@@ -330,12 +332,15 @@ def open_encoder(model: str, model_path: str | None = None, device: str = "cpu",
                           "or ESM model (e.g. dnabert-s, esm2-3b, esm1v_t33_650M_UR90S_1)")
     if model_path is not None:
         spec = spec_from_path(model_path, spec.kind)
-    path = (cache or ModelCache()).prewarm(spec)
+    cache = cache or ModelCache()
+    path = cache.prewarm(spec)
     if spec.kind == "dnabert":
         tokenizer, loaded = load_dnabert(path)
+        cache.check_unchanged(spec)  # what was loaded is what was verified
         return DnabertEncoder(loaded, tokenizer, device, precision, tokens_per_batch,
                               compile_layers)
     loaded, alphabet = load_esm(path)
+    cache.check_unchanged(spec)
     return EsmEncoder(loaded, alphabet, device, precision, tokens_per_batch, compile_layers)
 
 

@@ -34,8 +34,9 @@ import numpy as np
 
 from . import __version__
 from .errors import ConfigError, IntegrityError, UserError
-from .fsio import atomic_write, fsync_dir, sha256_bytes, sha256_file
-from .rundir import RunDir, claim_run_dir, index_name, write_provenance
+from .fsio import atomic_write, fsync_dir, make_dirs, sha256_bytes, sha256_file
+from .rundir import (RunDir, check_record_paths, claim_run_dir, contained, index_name,
+                     write_provenance)
 from .sequences.prepare import chunk_spans
 from .sequences.reader import Record, iter_records
 from .sequences.source import check_input
@@ -277,7 +278,7 @@ def _prepare_run_dir(run: RunDir) -> None:
     claim_run_dir(run)
     if run.shards.exists():
         shutil.rmtree(run.shards)  # left by a plan of ours that did not finish (no plan.json)
-    run.shards.mkdir(parents=True)
+    make_dirs(run.shards)
 
 
 def _scan_to(run: RunDir, input_path: Path, chunk_size: int, dry_run: bool) -> _Costs:
@@ -385,6 +386,10 @@ def load_plan(run_dir: str | os.PathLike) -> Plan:
         raise UserError(f"{run.root} has no plan.json; run `virnuc-hpc plan INPUT --run-dir "
                         f"{run.root}` first") from None
     _check_format(run.plan, plan.format)
+    for shard in plan.shards:  # the input may be anywhere; the run's own files may not
+        if shard.manifest not in (None, run.relative(run.manifest(shard.index))):
+            raise IntegrityError(f"{run.plan}: shard {shard.index} names {shard.manifest!r}, not "
+                                 "its manifest in the run dir; refused; fix: re-plan the run")
     return plan
 
 
@@ -421,6 +426,8 @@ def read_manifest_json(run_dir: str | os.PathLike, index: int) -> dict:
 def load_manifest(run_dir: str | os.PathLike, index: int) -> Manifest:
     """A shard's manifest with its arrays and IDs, checked against their sha256."""
     run = RunDir(run_dir)
+    for path in (run.manifest(index), run.shard_arrays(index), run.shard_ids(index)):
+        contained(run.root, path)
     try:
         meta = read_manifest_json(run, index)
         arrays_bytes = run.shard_arrays(index).read_bytes()
@@ -429,6 +436,7 @@ def load_manifest(run_dir: str | os.PathLike, index: int) -> Manifest:
         raise IntegrityError(f"shard {index}: manifest unreadable ({exc}); re-plan the run"
                              ) from None
     _check_format(run.manifest(index), meta.get("format"))
+    _check_manifest_names(run, index, meta)
     if sha256_bytes(arrays_bytes) != meta["arrays"]["sha256"] or \
             sha256_bytes(ids_bytes) != meta["ids"]["sha256"]:
         raise IntegrityError(f"shard {index}: manifest files changed since planning; "
@@ -437,6 +445,15 @@ def load_manifest(run_dir: str | os.PathLike, index: int) -> Manifest:
     ids = ids_bytes.decode("utf-8").splitlines()
     return Manifest(index, table["ordinal"], table["length"], table["chunks"], table["digest"],
                     ids, meta["plan_fingerprint"])
+
+
+def _check_manifest_names(run: RunDir, index: int, meta: dict) -> None:
+    """A manifest names its two files in shards/, nothing else (never `../../etc/passwd`)."""
+    check_record_paths(meta, run.manifest(index), "re-plan the run")
+    names = (meta.get("arrays", {}).get("file"), meta.get("ids", {}).get("file"))
+    if names != (run.shard_arrays(index).name, run.shard_ids(index).name):
+        raise IntegrityError(f"{run.manifest(index)}: names {names}, not shard {index}'s files "
+                             "in the run dir; refused; fix: re-plan the run")
 
 
 def iter_shard_records(run_dir: str | os.PathLike, index: int) -> Iterator[Record]:

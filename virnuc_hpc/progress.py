@@ -39,6 +39,7 @@ class Progress:
         self.phase, self.gpu, self.log_every = "preparing", device_label(device), log_every
         self._rate_from: tuple[float, int] | None = None
         self._logged = self.started
+        self._warned = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
 
@@ -73,8 +74,15 @@ class Progress:
         self.publish(ended=True)  # `status` then knows no process is working on it
 
     def publish(self, ended: bool = False) -> None:
-        write_heartbeat(self.task_dir, self.done, self.total, self.rate, ended=ended,
-                        phase=self.phase, started=self.started_wall, gpu=self.gpu)
+        """Write the heartbeat; a file system that refuses it (full, read-only) costs the
+        task its progress display, never its work (one warning, then silence)."""
+        try:
+            write_heartbeat(self.task_dir, self.done, self.total, self.rate, ended=ended,
+                            phase=self.phase, started=self.started_wall, gpu=self.gpu)
+        except OSError as exc:
+            if not self._warned:
+                log.warning("heartbeat not written (%s); status may call this shard stale", exc)
+            self._warned = True
 
     def _beat(self) -> None:
         while not self._stop.wait(self.interval):

@@ -14,6 +14,12 @@ max(score1)` over a chunk's kept frames); a sequence is `virus` when any of its 
 `others` when it has kept frames but no virus chunk, and `skipped` (with the reason) when no
 frame was kept. The identity input sequences = predicted + skipped is checked on every run and
 nothing is written when it fails.
+
+A reduce that is killed leaves the previous results or complete new files (each is published
+whole; summary.json, removed first and written last, says the set is complete) plus scratch,
+which the next reduce sweeps (one reduce per run at a time: a lock in RUN/results/). SIGTERM
+and SIGUSR2 stop it cleanly (scratch removed, exit 75); an I/O error ends as one line naming
+the file and the rerun (`ReduceIOError`, exit 1).
 """
 
 from __future__ import annotations
@@ -22,7 +28,9 @@ import heapq
 import json
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -32,11 +40,14 @@ from typing import IO, Iterator, Mapping
 import numpy as np
 from safetensors import safe_open
 
-from .errors import IntegrityError
-from .fsio import atomic_write
+from filelock import FileLock, Timeout
+
+from .errors import IntegrityError, UserError
+from .faults import fault_point
+from .fsio import atomic_write, make_dirs
 from .outputs import LABELS, PREDICTION_HEADER, ChunkTable, atomic_text, chunk_id, reopening_lines
 from .plan import Manifest, Plan, load_manifest, load_plan
-from .rundir import RunDir, TaskDir, index_name, write_provenance
+from .rundir import RunDir, TaskDir, contained, index_name, write_provenance
 from .store import AccountRow, iter_accounting, mark_rejected, read_done, verify_task
 
 PREDICTIONS_HEADER = ("sequence_id", "length", "chunks", "kept_frames", "virus_chunks",
@@ -44,6 +55,24 @@ PREDICTIONS_HEADER = ("sequence_id", "length", "chunks", "kept_frames", "virus_c
 CALL_RULE = ("a sequence is 'virus' if any of its chunks is (VirNucPro's per-chunk rule: "
              "max(score2) >= max(score1) over the chunk's kept frames), 'others' if it has kept "
              "frames and no virus chunk, 'skipped' when no frame was kept (see skip_reason)")
+
+
+class ReduceStopped(UserError):
+    """SIGTERM or SIGUSR2 reached reduce: nothing partial was left; run it again."""
+
+    exit_code = 75
+
+
+class ReduceIOError(UserError):
+    """The file system failed reduce (ENOSPC, EIO, read-only): one line, the rerun."""
+
+    exit_code = 1
+
+    def __init__(self, run: RunDir, exc: OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        super().__init__(f"reduce of {run.root}: {exc.strerror or exc}{where}; nothing partial "
+                         "was published; fix the file system (space, permissions), then rerun: "
+                         f"`virnuc-hpc reduce {run.root}`")
 
 
 @dataclass
@@ -105,6 +134,7 @@ def verify_run(run_dir: str | os.PathLike, widths: Mapping[str, int] | None = No
 
 def _verify_shard(run: RunDir, index: int, widths, fingerprints) -> list[str]:
     try:
+        contained(run.root, run.task(index).root)
         manifest = load_manifest(run, index)
     except IntegrityError as exc:
         return [str(exc)]
@@ -230,24 +260,82 @@ def reduce_run(run_dir: str | os.PathLike, widths: Mapping[str, int] | None = No
                fingerprints: Mapping[str, str] | None = None) -> ReduceResult:
     """Verify all shards, then write RUN/results/. Returns the bad shards instead when any
     shard fails; raises IntegrityError (writing nothing) if the accounting does not add up."""
-    run, plan = RunDir(run_dir), load_plan(run_dir)
+    run = RunDir(run_dir)
+    try:
+        with _stop_signals(run):
+            return _reduce(run, load_plan(run_dir), widths, fingerprints)
+    except OSError as exc:
+        raise ReduceIOError(run, exc) from exc
+
+
+def _reduce(run: RunDir, plan: Plan, widths, fingerprints) -> ReduceResult:
     bad = verify_run(run, widths, fingerprints)
     if bad:
         for shard in bad:  # status shows them corrupt, resubmit reruns them
             mark_rejected(run.task(shard.index), shard.problems)
         return ReduceResult(False, str(run.root), bad)
-    run.results.mkdir(parents=True, exist_ok=True)
-    for stale in (run.summary, run.report, run.prediction_figure):  # derived from the merge
-        stale.unlink(missing_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".reduce-", dir=run.results))
-    try:
-        summary = _write_results(run, plan, scratch)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    make_dirs(contained(run.root, run.results))
+    with _alone(run):
+        for stale in (run.summary, run.report, run.prediction_figure):  # derived from the merge
+            stale.unlink(missing_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=".reduce-", dir=run.results))
+        try:
+            summary = _write_results(run, plan, scratch)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        write_provenance(run, "reduce", {"fingerprint": plan.fingerprint, "summary": summary})
     files = {name: str(getattr(run, name)) for name in
              ("prediction_results", "highestscore", "predictions", "features_index", "summary")}
-    write_provenance(run, "reduce", {"fingerprint": plan.fingerprint, "summary": summary})
     return ReduceResult(True, str(run.root), [], summary, files)
+
+
+class _stop_signals:
+    """SIGTERM/SIGUSR2 raise ReduceStopped (so scratch and temp files are removed on the way
+    out) instead of killing the process mid-write."""
+
+    def __init__(self, run: RunDir):
+        self.run = run
+
+    def _stop(self, signum, frame):
+        raise ReduceStopped(f"stopped by {signal.Signals(signum).name} before it finished; "
+                            f"nothing partial was published; rerun: `virnuc-hpc reduce "
+                            f"{self.run.root}`")
+
+    def __enter__(self):
+        self.previous = {}
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {sig: signal.signal(sig, self._stop)
+                             for sig in (signal.SIGTERM, signal.SIGUSR2)}
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        return False
+
+
+class _alone:
+    """One reduce per run at a time; the one holding the lock sweeps what killed ones left
+    (scratch dirs, temp files) from RUN/results/."""
+
+    def __init__(self, run: RunDir):
+        self.run, self.lock = run, FileLock(run.results / ".reduce.lock", timeout=0)
+
+    def __enter__(self):
+        try:
+            self.lock.acquire()
+        except Timeout:
+            raise UserError(f"another reduce of {self.run.root} is running; wait for it (or "
+                            "rerun `virnuc-hpc reduce` once it ended)") from None
+        for leftover in self.run.results.glob(".reduce-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        provenance = self.run.provenance("reduce")
+        for leftover in (*self.run.results.glob(".*.tmp"),
+                         *provenance.parent.glob(f".{provenance.name}.*.tmp")):
+            leftover.unlink(missing_ok=True)
+
+    def __exit__(self, *exc):
+        self.lock.release()
+        return False
 
 
 def _write_results(run: RunDir, plan: Plan, scratch: Path) -> dict:
@@ -257,8 +345,10 @@ def _write_results(run: RunDir, plan: Plan, scratch: Path) -> dict:
             paths.append(scratch / f"shard-{index_name(shard.index)}.tsv")
             with open(paths[-1], "w", encoding="utf-8") as out:
                 _extract_shard(run, load_manifest(run, shard.index), table, out, totals)
+            fault_point("reduce.shard", shard.index)
         with atomic_text(run.prediction_results) as results, atomic_text(run.predictions) as preds:
             accounting = _check_identity(plan, _merge(paths, results, preds), totals)
+            fault_point("reduce.merged")
         with atomic_text(run.highestscore) as out:
             chunk_rows = table.write(out)
     atomic_write(run.features_index, json.dumps(_features_index(run, plan), indent=1) + "\n")

@@ -21,6 +21,11 @@ A run dir is only ever a folder that did not exist, was empty, or is already a r
 a user's is overwritten or deleted (`claim_run_dir`). One command at a time drives a run
 (`predict`, `run`, `resubmit`, `submit`: `driver_lock`); a second is refused at once, naming
 the first (pid, host).
+
+Every path is derived from the run root and an index, never read from a file. Records that
+name files (manifests, plan.json's shards, DONE, sidecars) must name them inside the run dir
+(`check_record_paths`), and nothing is read or written through a symlink that leads out of
+the run dir or task dir (`contained`, `TaskDir.holds`).
 """
 
 from __future__ import annotations
@@ -40,8 +45,8 @@ from typing import Iterator
 from filelock import FileLock, Timeout
 
 from . import __version__
-from .errors import UserError
-from .fsio import atomic_write
+from .errors import IntegrityError, UserError
+from .fsio import atomic_write, make_dirs
 
 log = logging.getLogger(__name__)
 MARKER = ".virnuc-run"
@@ -57,6 +62,40 @@ def index_name(index: int) -> str:
 def parse_index(name: str) -> int:
     """Inverse of `index_name` for a bare name or a `<prefix>-<index>.<ext>` file name."""
     return int(name.split(".")[0].rsplit("-", 1)[-1])
+
+
+PATH_KEYS = frozenset({"file", "path", "sidecar", "accounting", "manifest"})
+
+
+def _inside(root: str | os.PathLike, path: str | os.PathLike) -> bool:
+    real, base = os.path.realpath(path), os.path.realpath(root)
+    return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
+
+
+def contained(root: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """`path`, once sure it lies inside `root` with symlinks resolved; else IntegrityError."""
+    if not _inside(root, path):
+        raise IntegrityError(f"{path}: leads to {os.path.realpath(path)}, outside the run dir "
+                             f"{root} (a symlink?); refused: replace it by a real directory or "
+                             "file inside the run dir, then rerun")
+    return Path(path)
+
+
+def _escapes(value) -> bool:
+    parts = Path(str(value)).parts
+    return not isinstance(value, str) or Path(value).is_absolute() or ".." in parts
+
+
+def check_record_paths(record, where: str | os.PathLike, fix: str) -> None:
+    """Refuse a record (JSON) with a file name that is absolute or climbs out (`..`)."""
+    items = record.items() if isinstance(record, dict) else enumerate(
+        record if isinstance(record, list) else [])
+    for key, value in items:
+        if key in PATH_KEYS and not isinstance(value, (dict, list)) and _escapes(value):
+            raise IntegrityError(f"{where}: names {value!r}, outside the run dir; refused; "
+                                 f"fix: {fix}")
+        if isinstance(value, (dict, list)):
+            check_record_paths(value, where, fix)
 
 
 class TaskDir:
@@ -98,6 +137,11 @@ class TaskDir:
     @property
     def log(self) -> Path:
         return self.root / "task.log"
+
+    def holds(self, path: str | os.PathLike) -> bool:
+        """Whether `path` really is in this task dir (not a symlink leading elsewhere)."""
+        return os.path.realpath(os.path.dirname(os.path.realpath(path))) == \
+            os.path.realpath(self.root)
 
     def __fspath__(self) -> str:
         return str(self.root)
@@ -221,7 +265,7 @@ def claim_run_dir(run: RunDir) -> None:
         names = ", ".join(sorted(p.name for p in run.root.iterdir())[:3])
         raise UserError(f"{run.root} is not empty and is not a virnuc-hpc run (it holds "
                         f"{names}, ...); nothing was written: give a new folder for the run")
-    run.root.mkdir(parents=True, exist_ok=True)
+    make_dirs(run.root)
     if not run.marker.exists():
         atomic_write(run.marker, f"virnuc-hpc run dir (virnuc_hpc {__version__})\n")
 

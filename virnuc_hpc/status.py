@@ -15,6 +15,7 @@ import socket
 import time
 from typing import Callable, Iterable
 
+from .errors import IntegrityError
 from .executors.base import read_record
 from .plan import Plan, load_manifest, load_plan
 from .rundir import RunDir, TaskDir
@@ -41,6 +42,14 @@ def _done_problem(run: RunDir, index: int, done: dict, deep: bool) -> str | None
         if not path.is_file() or path.stat().st_size != entry.get("bytes"):
             return f"part {entry['index']} missing or truncated"
     return None
+
+
+def _done_or_refusal(task: TaskDir) -> tuple[dict | None, str]:
+    """The DONE record, or why it is refused (a symlink out, a path outside the run)."""
+    try:
+        return read_done(task), ""
+    except IntegrityError as exc:
+        return None, str(exc)
 
 
 def process_gone(heartbeat: dict) -> bool:
@@ -82,8 +91,10 @@ def shard_state(run_dir: str | os.PathLike, index: int, plan: Plan | None = None
     run = RunDir(run_dir)
     plan = plan or load_plan(run)
     now, task, shard = time.time() if now is None else now, run.task(index), plan.shards[index]
-    heartbeat, done = read_heartbeat(task), read_done(task)
-    if done is not None:
+    heartbeat, (done, refused) = read_heartbeat(task), _done_or_refusal(task)
+    if refused:
+        state, reason = "corrupt", refused
+    elif done is not None:
         problem = _done_problem(run, index, done, deep)
         state, reason = ("corrupt", problem) if problem else ("done", "")
     else:

@@ -11,6 +11,7 @@ leave a mismatch that `verify_task` rejects: a shard is never silently mixed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -24,8 +25,10 @@ import numpy as np
 from safetensors.numpy import load as load_tensors
 from safetensors.numpy import save as save_tensors
 
-from .fsio import atomic_write, sha256_bytes, sha256_file
-from .rundir import TaskDir
+from .faults import fault_point
+from .fsio import atomic_open, atomic_write, make_dirs, sha256_bytes, sha256_file
+from .errors import IntegrityError
+from .rundir import TaskDir, check_record_paths, parse_index
 
 FORMAT = 1
 TENSORS = ("dnabert", "esm", "scores")
@@ -47,6 +50,27 @@ def _read_json(path: Path) -> dict | None:
         return json.loads(path.read_bytes())
     except (OSError, ValueError):
         return None
+
+
+def rerun_hint(task: TaskDir) -> str:
+    """The command that reruns this task's shard."""
+    try:
+        index = parse_index(task.root.name)
+    except ValueError:
+        return "rerun its task"
+    return f"`virnuc-hpc resubmit {task.root.parent.parent} --indices {index}`"
+
+
+def _read_record(task: TaskDir, path: Path) -> dict | None:
+    """A JSON record of the task (DONE, a sidecar): None when absent or unreadable;
+    IntegrityError when it is a symlink out of the task dir or names a path outside the run."""
+    if os.path.lexists(path) and not task.holds(path):
+        raise IntegrityError(f"{path}: a symlink out of its task dir; refused; fix: remove it, "
+                             f"then {rerun_hint(task)}")
+    record = _read_json(path)
+    if isinstance(record, dict):
+        check_record_paths(record, path, f"remove it, then {rerun_hint(task)}")
+    return record
 
 
 @dataclass(frozen=True)
@@ -93,9 +117,13 @@ def _sidecar_info(task: TaskDir, k: int, sidecar: dict) -> PartInfo:
 
 def _complete_part(task: TaskDir, k: int, row_start: int,
                    declared: Mapping | None) -> PartInfo | None:
-    """The part's info if its sidecar exists, matches the file's sha256 and continues the rows."""
-    sidecar = _read_json(task.sidecar(k))
-    if sidecar is None or not task.part(k).is_file():
+    """The part's info if its sidecar exists, matches the file's sha256 and continues the rows
+    (never through a symlink out of the task dir: the writer then replaces the link)."""
+    try:
+        sidecar = _read_record(task, task.sidecar(k))
+    except IntegrityError:
+        return None
+    if sidecar is None or not task.part(k).is_file() or not task.holds(task.part(k)):
         return None
     if declared is not None and any(sidecar.get(key) != value for key, value in declared.items()):
         return None
@@ -156,7 +184,7 @@ class PartWriter:
         self.task = TaskDir(task_dir)
         self.widths = full_widths(widths)
         self.fingerprints = dict(fingerprints)
-        self.task.root.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.task.root)
         self.task.done.unlink(missing_ok=True)
         self.task.rejected.unlink(missing_ok=True)
         resumed = resume_point(task_dir, self.widths, self.fingerprints)
@@ -183,6 +211,7 @@ class PartWriter:
         meta = {"format": FORMAT, "part": k, "row_start": self.rows_done, "ids_digest": digest}
         data = save_tensors(tensors, metadata={"virnuc_hpc": json.dumps(meta, sort_keys=True)})
         atomic_write(self.task.part(k), data)
+        fault_point("part.written", self.task.part(k))
         sidecar = {**meta, "sha256": sha256_bytes(data), "bytes": len(data), "rows": rows,
                    "ids": list(ids), "widths": self.widths, "fingerprints": self.fingerprints}
         atomic_write(self.task.sidecar(k), _json_bytes(sidecar))
@@ -193,17 +222,19 @@ class PartWriter:
         """Write DONE last: the parts' sha256 list, totals and the accounting's digest, and
         `run_info` (when the task started, its GPU, its rate: the report's timeline).
         The accounting must be written first and account for exactly the rows written."""
-        accounting = read_accounting(self.task.root)
-        kept = sum(row.kept_frames for row in accounting)
+        kept, sequences, ids = 0, 0, hashlib.sha256()
+        for row in iter_accounting(self.task.root):  # streamed: a shard may be very long
+            kept, sequences = kept + row.kept_frames, sequences + 1
+            ids.update(f"{row.id}\n".encode())  # as ids_digest
         if kept != self.rows_done:
             raise ValueError(f"accounting lists {kept} kept frames but {self.rows_done} rows "
                              "were written")
         self._remove_leftover_parts()
         record = {
             "format": FORMAT, "parts": [info.listing() for info in self.parts],
-            "rows": self.rows_done, "sequences": len(accounting),
+            "rows": self.rows_done, "sequences": sequences,
             "accounting_sha256": sha256_file(self.task.accounting),
-            "sequence_ids_digest": ids_digest(row.id for row in accounting),
+            "sequence_ids_digest": ids.hexdigest(),
             "widths": self.widths, "fingerprints": self.fingerprints,
             "summary": dict(summary or {}), "time": time.time(), "host": socket.gethostname(),
             "pid": os.getpid(), **run_info,
@@ -219,8 +250,10 @@ class PartWriter:
 
 
 def read_done(task_dir: str | os.PathLike) -> dict | None:
-    """The DONE record, or None when it is absent or unreadable."""
-    return _read_json(TaskDir(task_dir).done)
+    """The DONE record, or None when it is absent or unreadable; IntegrityError when it is a
+    symlink out of the task dir or names a path outside the run dir."""
+    task = TaskDir(task_dir)
+    return _read_record(task, task.done)
 
 
 def write_heartbeat(task_dir: str | os.PathLike, rows_done: int, rows_total: int | None,
@@ -302,12 +335,34 @@ def _account_row(row) -> AccountRow:
 def write_accounting(task_dir: str | os.PathLike, rows: Iterable[Mapping | AccountRow]) -> Path:
     """Atomically write the shard's accounting: id, length, chunks, kept_frames, skip_reason
     per input sequence, in input order (dicts as `Prepared.accounting()` returns them)."""
-    path = TaskDir(task_dir).accounting
-    lines = ["\t".join(ACCOUNTING_COLUMNS)]
-    for row in map(_account_row, rows):
-        lines.append(f"{row.id}\t{row.length}\t{row.chunks}\t{row.kept_frames}\t{row.skip_reason}")
-    atomic_write(path, "\n".join(lines) + "\n")
-    return path
+    with AccountingWriter(task_dir) as writer:
+        for row in rows:
+            writer.add(row)
+    return TaskDir(task_dir).accounting
+
+
+class AccountingWriter:
+    """Streams the accounting to a temp file as sequences pass (memory stays flat however
+    many sequences a shard has); published whole when the block ends without error."""
+
+    def __init__(self, task_dir: str | os.PathLike):
+        self.path, self.sequences, self.skipped = TaskDir(task_dir).accounting, 0, 0
+
+    def __enter__(self) -> "AccountingWriter":
+        self._context = atomic_open(self.path)
+        self._handle = self._context.__enter__()
+        self._handle.write(("\t".join(ACCOUNTING_COLUMNS) + "\n").encode())
+        return self
+
+    def add(self, row: Mapping | AccountRow) -> None:
+        row = _account_row(row)
+        self._handle.write(f"{row.id}\t{row.length}\t{row.chunks}\t{row.kept_frames}\t"
+                           f"{row.skip_reason}\n".encode())
+        self.sequences += 1
+        self.skipped += bool(row.skip_reason)
+
+    def __exit__(self, *exc) -> bool:
+        return bool(self._context.__exit__(*exc))
 
 
 def iter_accounting(task_dir: str | os.PathLike) -> Iterator[AccountRow]:
@@ -349,7 +404,10 @@ def verify_task(task_dir: str | os.PathLike, expected: Expectation) -> list[str]
     and fingerprints everywhere (and as expected, when given).
     """
     task = TaskDir(task_dir)
-    done = read_done(task.root)
+    try:
+        done = read_done(task.root)
+    except IntegrityError as exc:
+        return [str(exc)]
     if done is None:
         return ["DONE missing or unreadable (the task did not finish)"]
     check = _Check(task, expected, done)
@@ -374,6 +432,9 @@ def _check_declared(check: _Check) -> None:
 
 def _check_accounting(check: _Check) -> list[AccountRow] | None:
     path = check.task.accounting
+    if path.is_file() and not check.task.holds(path):
+        check.fail(f"{path}: a symlink out of the task dir; refused")
+        return None
     if not path.is_file() or sha256_file(path) != check.done.get("accounting_sha256"):
         check.fail("accounting.tsv missing or changed since DONE")
         return None
@@ -428,6 +489,9 @@ def _check_parts(check: _Check) -> list[str] | None:
 
 def _check_part(check: _Check, entry: dict, row_start: int) -> list[str] | None:
     k, task = entry["index"], check.task
+    if os.path.lexists(task.part(k)) and not task.holds(task.part(k)):
+        check.fail(f"part {k}: a symlink out of the task dir; refused")
+        return None
     try:
         data = task.part(k).read_bytes()
     except OSError:
@@ -436,7 +500,11 @@ def _check_part(check: _Check, entry: dict, row_start: int) -> list[str] | None:
     if len(data) != entry.get("bytes") or sha256_bytes(data) != entry.get("sha256"):
         check.fail(f"part {k}: sha256 or size differs from DONE (truncated or changed)")
         return None
-    sidecar = _read_json(task.sidecar(k))
+    try:
+        sidecar = _read_record(task, task.sidecar(k))
+    except IntegrityError as exc:
+        check.fail(str(exc))
+        return None
     if not _sidecar_agrees(check, k, sidecar, entry, row_start):
         return None
     return sidecar["ids"] if _tensors_ok(check, k, data, entry["rows"]) else None

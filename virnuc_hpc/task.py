@@ -5,7 +5,9 @@ Order of work: verified DONE -> nothing to do. Otherwise the models are pre-warm
 once; the shard's records are streamed from the input and prepared (cheap, so a resumed task
 simply re-derives its frames); frames already in complete verified parts are skipped; each
 further part of `part_rows` frames is embedded, classified and published; the per-sequence
-accounting and then DONE are written last. Any failure writes FAILED with its reason.
+accounting and then DONE are written last. Any failure writes FAILED with its reason; an
+I/O error (a full disk, EIO, a read-only run dir) ends as one line naming the shard, the file
+and the command that reruns it (`TaskIOError`, exit 1).
 """
 
 from __future__ import annotations
@@ -25,14 +27,16 @@ from filelock import FileLock, Timeout
 
 from . import plan as planning
 from .errors import IntegrityError, UserError
+from .faults import fault_point
+from .fsio import make_dirs
 from .embed import DnabertEncoder, EsmEncoder
 from .models import LoadedModels, resolve_profile
 from .progress import Progress
-from .rundir import RunDir
+from .rundir import RunDir, contained
 from .runconfig import RunConfig
 from .sequences import Frame, Prepared, prepare
-from .store import (PartWriter, mark_failed, read_done, read_rejection, verify_task,
-                    write_accounting)
+from .store import (AccountingWriter, PartWriter, mark_failed, read_done, read_rejection,
+                    verify_task)
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +56,22 @@ class StopRequested(UserError):
     published, then the task stopped; a rerun resumes after it."""
 
     exit_code = 75  # EX_TEMPFAIL: try again
+
+
+class TaskIOError(UserError):
+    """The file system failed the task (ENOSPC, EIO, read-only...): one line, the rerun."""
+
+    exit_code = 1
+
+    def __init__(self, run: RunDir, index: int, exc: OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        super().__init__(f"shard {index}: {exc.strerror or exc}{where}; fix the file system "
+                         f"(space, permissions), then rerun: {_rerun(run, index)}")
+
+
+def _rerun(run: RunDir, index: int) -> str:
+    return f"`virnuc-hpc run-task {run.root} --index {index}` (or `virnuc-hpc resubmit " \
+        f"{run.root} --indices {index}`)"
 
 
 @dataclass(frozen=True)
@@ -74,25 +94,54 @@ def task_options(run_dir, device: str = "auto") -> TaskOptions:
 
 def run_task(run_dir, index: int, options: TaskOptions = TaskOptions()) -> TaskResult:
     run = RunDir(run_dir)
+    try:
+        return _run_task(run, index, options)
+    except OSError as exc:
+        raise TaskIOError(run, index, exc) from exc
+
+
+def _run_task(run: RunDir, index: int, options: TaskOptions) -> TaskResult:
     plan = planning.load_plan(run.root)
     expectation = planning.load_manifest(run.root, index).expectation(
         fingerprints=plan.models or None)
     task = run.task(index)
+    contained(run.root, task.root)  # never written through a symlink out of the run dir
     if _verified_done(task, expectation):
         log.info("shard %d is already done and verified: nothing to do", index)
         done = read_done(task.root)
         return TaskResult(index, "already-done", done["rows"], done["sequences"])
-    with _exclusive(task.root, index):
+    with _exclusive(task.root, index) as alone:
         try:
+            if alone:
+                _sweep_temp_files(task)
             return _compute(run, plan, index, options)
         except BaseException as exc:
-            mark_failed(task.root, f"{type(exc).__name__}: {exc}")
+            reason = TaskIOError(run, index, exc) if isinstance(exc, OSError) else exc
+            _mark_failed(task, f"{type(exc).__name__}: {reason}")
             raise
+
+
+def _mark_failed(task, reason: str) -> None:
+    """FAILED, unless the file system refuses that too (then the exit code and log tell)."""
+    try:
+        mark_failed(task.root, reason)
+    except OSError as exc:
+        log.warning("could not write %s: %s", task.failed, exc)
+
+
+def _sweep_temp_files(task) -> None:
+    """Remove temp files left by a killed writer (only while holding the task's lock)."""
+    for path in task.root.glob(".*.tmp"):
+        path.unlink(missing_ok=True)
 
 
 def _verified_done(task, expectation) -> bool:
     """DONE present, verified, and not refused by reduce."""
-    return read_done(task.root) is not None and read_rejection(task.root) is None and \
+    try:
+        done = read_done(task.root)
+    except IntegrityError:
+        return False
+    return done is not None and read_rejection(task.root) is None and \
         not verify_task(task.root, expectation)
 
 
@@ -101,7 +150,7 @@ def _exclusive(task_dir, index: int):
     """One process per shard at a time. This only saves a second process the work: results
     never depend on it (parts are verified by content; on some parallel file systems flock
     excludes nobody, on others it fails, and `VIRNUC_HPC_TASK_LOCK=0` turns it off)."""
-    task_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(task_dir)
     lock = FileLock(task_dir / ".run-task.lock", timeout=0)
     try:
         if os.environ.get("VIRNUC_HPC_TASK_LOCK", "1") != "0":
@@ -112,45 +161,54 @@ def _exclusive(task_dir, index: int):
     except OSError as exc:
         log.warning("no lock on %s (%s): going on without it", task_dir, exc)
     try:
-        yield
+        yield lock.is_locked
     finally:
         lock.release()
 
 
 def _compute(run: RunDir, plan, index: int, options: TaskOptions) -> TaskResult:
     task = run.task(index)
-    with Progress(task.root, interval=options.heartbeat_s, device=options.device) as progress:
+    with _stop_signals() as stop, \
+            Progress(task.root, interval=options.heartbeat_s, device=options.device) as progress:
         total = sum(len(p.frames) for p in _prepared(run, plan, index))  # cheap next to the GPU
         progress.set_phase("loading models", total=total)
-        accounting: list[dict] = []
         with LoadedModels(resolve_profile(plan.profile, plan.chunk_size),
                           device=options.device) as models:
             pipeline = FramePipeline(models, options, on_rows=progress.advance)
             _check_models(plan, models.fingerprints)
+            fault_point("models.loaded")
             writer = PartWriter(task.root, widths=pipeline.widths,
                                 fingerprints=models.fingerprints)
             log.info("shard %d: %d kept frames, resuming after %d", index, total,
                      writer.rows_done)
             progress.set_phase("embedding", done=writer.rows_done)
-            _write_parts(run, plan, index, options, pipeline, writer, accounting)
-        write_accounting(task.root, accounting)
-        writer.write_done({"skipped": sum(bool(row["skip_reason"]) for row in accounting)},
+            with AccountingWriter(task.root) as accounting:  # published after the last part
+                _write_parts(run, plan, index, options, pipeline, writer, accounting, stop)
+                fault_point("task.parts_done")
+        writer.write_done({"skipped": accounting.skipped},
                           started=progress.started_wall, gpu=progress.gpu,
                           rate=round(progress.rate, 3))
-    return TaskResult(index, "done", writer.rows_done, len(accounting))
+    return TaskResult(index, "done", writer.rows_done, accounting.sequences)
 
 
 def _write_parts(run: RunDir, plan, index: int, options: TaskOptions, pipeline: "FramePipeline",
-                 writer: PartWriter, accounting: list[dict]) -> None:
+                 writer: PartWriter, accounting: AccountingWriter,
+                 stop: threading.Event) -> None:
     """Embed, classify and publish every part after the resume point; stop cleanly (after the
-    current part) on SIGTERM/SIGUSR2."""
-    with _stop_signals() as stop:
-        frames = _frames(_prepared(run, plan, index), accounting)
-        for part in _parts(frames, writer.rows_done, options.part_rows):
-            writer.write_part(writer.next_part, [f.id for f in part], *pipeline(part))
-            if stop.is_set():
-                raise StopRequested(f"shard {index}: stopped by signal after part "
-                                    f"{writer.next_part - 1}; a rerun resumes from there")
+    current part, or before the first one when the signal came during start-up) on
+    SIGTERM/SIGUSR2."""
+    frames = _frames(_prepared(run, plan, index), accounting)
+    for part in _parts(frames, writer.rows_done, options.part_rows):
+        _check_stop(stop, run, index, writer)
+        writer.write_part(writer.next_part, [f.id for f in part], *pipeline(part))
+        _check_stop(stop, run, index, writer)
+
+
+def _check_stop(stop: threading.Event, run: RunDir, index: int, writer: PartWriter) -> None:
+    if stop.is_set():
+        after = f"after part {writer.next_part - 1}" if writer.next_part else "before a part"
+        raise StopRequested(f"shard {index}: stopped by signal {after}; a rerun resumes from "
+                            f"there: {_rerun(run, index)}")
 
 
 @contextmanager
@@ -180,10 +238,10 @@ def _prepared(run: RunDir, plan, index: int) -> Iterator[Prepared]:
     return prepare(planning.iter_shard_records(run.root, index), plan.chunk_size)
 
 
-def _frames(prepared: Iterator[Prepared], accounting: list[dict]) -> Iterator[Frame]:
+def _frames(prepared: Iterator[Prepared], accounting: AccountingWriter) -> Iterator[Frame]:
     """Every kept frame in order, recording each sequence's accounting as it passes."""
     for item in prepared:
-        accounting.append(item.accounting())
+        accounting.add(item.accounting())
         yield from item.frames
 
 

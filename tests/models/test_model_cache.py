@@ -1,6 +1,7 @@
 """The cache: verified publish, corruption detected before loading, repair, read-only use."""
 
 import json
+import os
 
 import pytest
 
@@ -135,3 +136,42 @@ def test_interleaved_publishers_without_a_lock_leave_a_verified_entry(cache, mon
     # B's files land before its MANIFEST (entry absent, never corrupt); then A's over them
     assert states == ["B starts"] + ["missing"] * files + ["verified"] * files
     cache.verify(DNABERT)
+
+
+def test_a_file_replaced_between_verification_and_loading_is_refused(cache, tmp_path,
+                                                                     monkeypatch):
+    """What is loaded must be what was hashed: a replacement in between is an error."""
+    from virnuc_hpc.models import loaded
+
+    for spec in resolve_profile("tiny", 500).specs():
+        cache.prewarm(spec)
+    checkpoint = next((cache.root / "tiny-esm2").glob("*.pt"))
+    original = loaded.LOADERS["esm"]
+
+    def replace_then_load(path, device="cpu"):
+        data = bytearray(checkpoint.read_bytes())
+        data[-10] ^= 0xFF
+        (tmp_path / "other").write_bytes(bytes(data))
+        os.replace(tmp_path / "other", checkpoint)
+        return original(path, device=device)
+
+    monkeypatch.setitem(loaded.LOADERS, "esm", replace_then_load)
+    with LoadedModels(resolve_profile("tiny", 500), cache) as models:
+        with pytest.raises(IntegrityError) as caught:
+            _ = models.esm
+    message = str(caught.value)
+    assert "changed while it was verified and loaded" in message and "\n" not in message
+    assert "models fetch --repair --model tiny-esm2" in message
+
+
+def test_a_cache_that_cannot_be_written_is_one_line_naming_it_and_the_fix(tmp_path,
+                                                                         monkeypatch):
+    from virnuc_hpc.errors import UserError
+
+    monkeypatch.setenv("VIRNUC_HPC_FAULTS", "create:*=erofs@1+")
+    spec = resolve_profile("tiny", 500).esm
+    with pytest.raises(UserError) as caught:
+        ModelCache(tmp_path / "ro").prewarm(spec)
+    message = str(caught.value)
+    assert str(tmp_path / "ro") in message and "VIRNUC_HPC_CACHE" in message
+    assert "models fetch" in message and "\n" not in message

@@ -36,6 +36,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ..fsio import deny_world_write
+
+    deny_world_write()  # nothing this command (or what it starts) creates is world-writable
     args = build_parser(sys.argv[1:] if argv is None else argv).parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -50,6 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"virnuc-hpc {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # the commands name the shard where they can; never a traceback
+        print(f"virnuc-hpc {args.command}: error: {exc}; fix the file system (space, "
+              f"permissions), then rerun `virnuc-hpc {' '.join(map(str, argv or sys.argv[1:]))}`",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"virnuc-hpc {args.command}: interrupted", file=sys.stderr)
         return 130

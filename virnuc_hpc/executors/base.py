@@ -19,7 +19,7 @@ from typing import Any, Callable, Protocol
 from filelock import FileLock
 
 from ..errors import UserError
-from ..fsio import atomic_write
+from ..fsio import atomic_write, make_dirs
 
 TaskArgv = Callable[[int], "list[str]"]
 RECORD = "submit.json"
@@ -147,7 +147,7 @@ def read_record(run_dir: str | Path) -> dict | None:
 
 def append_record(run_dir: str | Path, submission: Submission, profile: dict | None) -> None:
     """Add `submission` to RUN/submit.json (rewritten atomically, under a lock)."""
-    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    make_dirs(run_dir)
     with FileLock(str(Path(run_dir) / f".{RECORD}.lock")):
         record = read_record(run_dir) or {"version": 1, "submissions": []}
         record["executor"] = submission.executor

@@ -19,6 +19,7 @@ from collections import deque
 from pathlib import Path
 from typing import IO, Mapping, Protocol, Sequence
 
+from ..fsio import make_dirs
 from .base import (COMPLETED, FAILED, PENDING, RUNNING, Outcome, Submission, TaskArgv,
                    TaskState, append_record)
 
@@ -62,7 +63,7 @@ class _Child:
 
     def __init__(self, argv: list[str], log_path: Path, env: dict, slot: int | None,
                  gpu: str = "cpu"):
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(log_path.parent)
         self.log: IO[bytes] = open(log_path, "ab")
         self.log.write(f"# {time.strftime('%Y-%m-%dT%H:%M:%S')} {shlex.join(argv)}\n".encode())
         self.log.flush()

@@ -73,9 +73,36 @@ def publish_bytes(final: Path, data: bytes) -> dict:
         tmp.unlink(missing_ok=True)
 
 
+def _identity(path: Path) -> tuple[int, int, int, int]:
+    """What changes when a file is replaced or rewritten: device, inode, size, mtime."""
+    st = path.stat()
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
 class ModelCache:
     def __init__(self, root=None):
         self.root = Path(root if root is not None else default_root()).expanduser()
+        self.hashed: dict[str, dict[str, tuple]] = {}  # model -> identity of each file hashed
+
+    def identities(self, spec: ModelSpec) -> dict[str, tuple]:
+        """The current identity of every file the entry's MANIFEST lists."""
+        files = (self.manifest(spec) or {}).get("files", {}) if spec.source != "path" else {}
+        try:
+            return {name: _identity(self.entry_dir(spec) / name) for name in sorted(files)}
+        except OSError:
+            return {}
+
+    def check_unchanged(self, spec: ModelSpec) -> None:
+        """After loading: if a file of the entry was replaced or rewritten since `verify`
+        hashed it, what was loaded may not be what was verified, so the entry is verified
+        again (another task publishing the same bytes passes; other bytes raise)."""
+        if self.identities(spec) == self.hashed.get(spec.name, {}):
+            return
+        try:
+            self.verify(spec)
+        except (IntegrityError, MissingModelError) as exc:
+            raise IntegrityError(f"a file of {spec.name} changed while it was verified and "
+                                 f"loaded: {exc}") from exc
 
     def entry_dir(self, spec: ModelSpec) -> Path:
         return spec.local_path if spec.source == "path" else self.root / spec.name
@@ -108,8 +135,10 @@ class ModelCache:
                 f"model {spec.name} is not in the cache {self.root}; fix: run {_fetch_hint(spec)}"
                 " (on a machine with internet for real models), or set VIRNUC_HPC_CACHE")
         self._check_listing(spec, manifest)
+        hashed = {}
         for name, record in sorted(manifest["files"].items()):
-            self._check_file(spec, self.entry_dir(spec) / name, record)
+            hashed[name] = self._check_file(spec, self.entry_dir(spec) / name, record)
+        self.hashed[spec.name] = hashed
         return self.load_path(spec)
 
     def _check_listing(self, spec: ModelSpec, manifest: dict) -> None:
@@ -126,16 +155,22 @@ class ModelCache:
                 raise IntegrityError(
                     f"{where}: {wanted.name} is not the published file; fix: {_repair_hint(spec)}")
 
-    def _check_file(self, spec: ModelSpec, path: Path, record: dict) -> None:
+    def _check_file(self, spec: ModelSpec, path: Path, record: dict) -> tuple:
+        """The file's identity as it was hashed, once its size and sha256 are as recorded."""
         fix = f"fix: {_repair_hint(spec)}"
         if not path.is_file():
             raise IntegrityError(f"{path}: missing from the cache entry; {fix}")
-        size = path.stat().st_size
-        if size != record["size"]:
-            raise IntegrityError(
-                f"{path}: {size} bytes, expected {record['size']} (truncated or replaced); {fix}")
-        if fsio.sha256_file(path) != record["sha256"]:
+        try:
+            identity = _identity(path)
+            digest = fsio.sha256_file(path)
+        except OSError as exc:
+            raise IntegrityError(f"{path}: unreadable ({exc.strerror or exc}); {fix}") from exc
+        if identity[2] != record["size"]:
+            raise IntegrityError(f"{path}: {identity[2]} bytes, expected {record['size']} "
+                                 f"(truncated or replaced); {fix}")
+        if digest != record["sha256"]:
             raise IntegrityError(f"{path}: sha256 mismatch (corrupted); {fix}")
+        return identity
 
     def status(self, spec: ModelSpec) -> EntryStatus:
         directory = self.entry_dir(spec)
@@ -159,7 +194,7 @@ class ModelCache:
     # ------------------------------------------------------------ publishing
 
     def lock(self) -> FileLock:
-        self.root.mkdir(parents=True, exist_ok=True)
+        fsio.make_dirs(self.root)
         return FileLock(str(self.root / LOCK_NAME), timeout=LOCK_TIMEOUT_S)
 
     def prewarm(self, spec: ModelSpec, download: bool = False,
@@ -172,11 +207,17 @@ class ModelCache:
         except MissingModelError:
             if not (spec.generated or download):
                 raise
-        with self.lock():
-            try:
-                return self.verify(spec)  # published by another task while we waited
-            except MissingModelError:
-                self.produce(spec, revision=revision)
+        try:
+            with self.lock():
+                try:
+                    return self.verify(spec)  # published by another task while we waited
+                except MissingModelError:
+                    self.produce(spec, revision=revision)
+        except OSError as exc:
+            raise UserError(f"cannot write {spec.name} into the model cache {self.root} "
+                            f"({exc.strerror or exc}: {exc.filename}); fix: set VIRNUC_HPC_CACHE "
+                            f"to a writable cache, or run {_fetch_hint(spec)} where the cache "
+                            "is writable") from exc
         return self.verify(spec)
 
     def fetch(self, spec: ModelSpec, repair: bool = False, revision: str | None = None) -> Path:
@@ -224,7 +265,7 @@ class ModelCache:
         models: at `revision`, else at the commit `previous` (the old MANIFEST) records, else
         at the registry's revision."""
         directory = self.entry_dir(spec)
-        directory.mkdir(parents=True, exist_ok=True)
+        fsio.make_dirs(directory)
         previous = previous or {}
         requested = None
         if spec.generated:

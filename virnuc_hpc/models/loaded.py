@@ -7,6 +7,7 @@ import threading
 
 import torch
 
+from ..faults import fault_point
 from .cache import ModelCache, model_fingerprint
 from .classifier import MLPClassifier, load_classifier
 from .dnabert import load_dnabert
@@ -25,6 +26,7 @@ def _acquire(key: tuple[str, str, str, str]) -> object:
     with _guard:
         if key not in _loaded:
             kind, path, _, device = key
+            fault_point("models.load", kind)
             _loaded[key] = LOADERS[kind](path, device=device)
         _users[key] = _users.get(key, 0) + 1
         return _loaded[key]
@@ -67,6 +69,7 @@ class LoadedModels:
     def _get(self, spec: ModelSpec):
         if spec.kind not in self._objects:
             self._objects[spec.kind] = _acquire(self._key(spec))
+            self.cache.check_unchanged(spec)  # what was loaded is what verify hashed
         return self._objects[spec.kind]
 
     @property
