@@ -5,7 +5,7 @@
         --model esm2_t6_8M_UR50D --model dnabert-s --budget 4096         # CPU smoke figures
 
 Prints one markdown row per configuration (the same figures as `virnuc-hpc bench`), with the
-targets from ../shared/notes/gpu.md for comparison: ESM-2 3B >= 70,000 residues/s (goal 95,000),
+targets from docs/gpu-ceilings.md for comparison: ESM-2 3B >= 70,000 residues/s (goal 95,000),
 DNABERT-S >= 10,000 sequences/s (goal 15,000), bf16 on one H100.
 """
 
