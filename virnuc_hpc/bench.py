@@ -178,27 +178,3 @@ def device_name(device: str) -> str:
         return f"cuda ({torch.cuda.get_device_name()})"
     return f"cpu ({torch.get_num_threads()} threads)"
 
-
-def report(r: BenchResult) -> str:
-    arch = "fused SDPA attention" if r.precision != "fp32" else "reference forward"
-    arch += ", torch.compile per layer" if r.compiled else ""
-    passes = ", ".join(f"{s:.3f}" for s in r.pass_s)
-    unit = "proteins" if r.model != "dnabert-s" else "token sequences"
-    lines = [
-        f"model        {r.model}, random weights (throughput only; outputs meaningless)",
-        f"device       {r.device}",
-        f"precision    {r.precision}, {arch}, tokens_per_batch {r.tokens_per_batch}",
-        f"workload     {r.sequences} {unit} from {r.chunk_size}-bp chunks, "
-        f"{r.tokens} tokens ({r.residues} without specials), padding {r.padding_fraction:.1%}",
-        f"tokenize     {r.tokenize_s:.3f} s (not included below)",
-        f"warm-up      {r.warmup_s:.3f} s ({min(r.sequences, 512)} sequences"
-        f"{', compilation included' if r.compiled else ''}; not included below)",
-        f"passes (s)   {passes} (median used)",
-        f"throughput   {r.tokens_per_s:,.0f} tokens/s, {r.residues_per_s:,.0f} residues/s, "
-        f"{r.sequences_per_s:,.1f} sequences/s",
-        f"compute      {r.useful_tflops:.3f} useful TFLOP/s; MFU {r.mfu:.3f} of the measured "
-        f"{r.matmul_dtype} matmul rate {r.matmul_tflops:.3f} TFLOP/s"
-        + (" (CPU: fp32 reference, no bf16 peak)" if r.device.startswith("cpu") else ""),
-        f"peak memory  {r.peak_memory_gib:.2f} GiB ({r.peak_memory_kind})",
-    ]
-    return "\n".join(lines)
