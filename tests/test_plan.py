@@ -170,7 +170,8 @@ def test_plan_json_records_fingerprint_inputs_and_estimates(tmp_path):
     fasta = write_fasta(tmp_path / "in.fa", [500] * 10)
     plan_input(fasta, tmp_path / "run", shards=2, model_identities={"esm": "sha-e"})
     data = json.loads((tmp_path / "run" / "plan.json").read_text())
-    assert len(data["input"]["sha256"]) == 64 and data["models"] == {"esm": "sha-e"}
+    assert len(data["samples"][0]["sha256"]) == 64 and data["models"] == {"esm": "sha-e"}
+    assert data["samples"][0]["sequences"] == 10 and data["sheet"] is None
     assert data["shards"][0]["tokens_est"] > 0 and "estimate" in data["estimate_note"]
     assert (tmp_path / "run" / "provenance" / "plan.json").exists()
 
@@ -202,7 +203,7 @@ def test_a_changed_base_of_the_same_size_is_caught_by_its_shard_only(tmp_path):
     fasta = write_fasta(tmp_path / "in.fa", [300, 300, 300, 300])
     plan = plan_input(fasta, tmp_path / "run", shards=2)
     table = np.load(RunDir(tmp_path / "run").shard_arrays(0))
-    assert table.dtype.names == ("ordinal", "length", "chunks", "digest")
+    assert table.dtype.names == ("ordinal", "length", "chunks", "digest", "sample")
     data = bytearray(fasta.read_bytes())
     at = data.index(b">r2 ") + data[data.index(b">r2 "):].index(b"\n") + 1
     data[at] = ord("A") if data[at] != ord("A") else ord("C")
@@ -220,7 +221,7 @@ def test_a_plan_of_an_older_format_is_refused_with_the_fix(tmp_path):
     fasta = write_fasta(tmp_path / "in.fa", [100, 200])
     plan_input(fasta, tmp_path / "run", shards=1)
     path = tmp_path / "run" / "plan.json"
-    path.write_text(path.read_text().replace('"format": 2', '"format": 1'))
-    with pytest.raises(UserError, match=r"plan format 1, this virnuc-hpc reads format 2 .*"
+    path.write_text(path.read_text().replace('"format": 3', '"format": 2'))
+    with pytest.raises(UserError, match=r"plan format 2, this virnuc-hpc reads format 3 .*"
                                         r"fix: plan the input again in a new run dir"):
         load_plan(tmp_path / "run")
