@@ -168,8 +168,8 @@ def _frames(parts: PartScores) -> Iterator[tuple[str, np.float32, np.float32]]:
 
 def _extract_shard(run: RunDir, manifest: Manifest, parts: PartScores, table: ChunkTable,
                    out: IO[str]) -> None:
-    """One line per sequence (S: its scored chunks and predictions.tsv row), then one per
-    kept frame (F: its prediction_results.txt row), each keyed by its global ordinal."""
+    """One line per sequence (S: its sample, scored chunks and predictions.tsv row), then one
+    per kept frame (F: its prediction_results.txt row), each keyed by its global ordinal."""
     frames = _frames(parts)
     for ordinal, sample, row in zip(manifest.ordinals.tolist(), manifest.samples.tolist(),
                                     iter_accounting(run.task(manifest.index))):
@@ -190,7 +190,8 @@ def _sequence_lines(ordinal: int, sample: int, row: AccountRow, frames: list,
     best = f"{max(s2 for _, _, s2 in frames)!s}" if frames else ""
     fields = (row.id, row.length, row.chunks, row.kept_frames, virus_chunks, best, call,
               row.skip_reason)
-    return [f"{ordinal}\tS\t{len(groups)}\t" + "\t".join(map(str, fields)) + "\n", *lines]
+    return [f"{ordinal}\tS\t{sample}\t{len(groups)}\t" + "\t".join(map(str, fields)) + "\n",
+            *lines]
 
 
 def _chunks(frames: list) -> list[tuple[str, list]]:
@@ -251,20 +252,24 @@ class _Sample:
                 if kind == "F":
                     results.write(rest + "\n")
                     continue
-                self._check_order(ordinal, start)
-                predictions.write(self._count(rest) + "\n")
+                sample, scored, row = rest.split("\t", 2)
+                self._check_order(ordinal, start, int(sample))
+                predictions.write(self._count(int(scored), row) + "\n")
 
-    def _check_order(self, ordinal: int, start: int) -> None:
+    def _check_order(self, ordinal: int, start: int, sample: int) -> None:
         if ordinal != start + self.seen:
             raise IntegrityError(f"input sequence {start + self.seen} is missing from the "
                                  f"shards (found {ordinal}); the plan and the tasks disagree")
+        if sample != self.index:
+            raise IntegrityError(f"sample {self.plan.name!r}: accounting does not add up: the "
+                                 f"plan counts input sequence {ordinal} in it, the shards in "
+                                 f"sample {sample}; the plan and the tasks disagree")
         self.seen += 1
 
-    def _count(self, rest: str) -> str:
-        scored, row = rest.split("\t", 1)
+    def _count(self, scored: int, row: str) -> str:
         fields = row.split("\t")
         self.counts.update({fields[6]: 1, "kept_frames": int(fields[3]),
-                            "chunks": int(fields[2]), "scored_chunks": int(scored),
+                            "chunks": int(fields[2]), "scored_chunks": scored,
                             "virus_chunks": int(fields[4])})
         if fields[6] == "skipped":
             self.skipped[fields[7]] += 1
