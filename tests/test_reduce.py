@@ -277,3 +277,23 @@ def test_reduce_reads_each_part_once(tmp_path, monkeypatch):
     parts = [p for p in reads if p.suffix == ".safetensors"]
     assert parts and len(parts) == len(set(parts)) == \
         len(list(run_dir.glob("tasks/*/part-*.safetensors")))
+
+
+def test_a_failure_while_publishing_takes_back_what_this_reduce_published(tmp_path,
+                                                                          monkeypatch):
+    from virnuc_hpc import reduce as reducing
+
+    run_dir, _ = planned_study(tmp_path)
+    real, calls = reducing.publish, []
+
+    def failing(source, target):
+        calls.append(target)
+        if len(calls) == 5:
+            raise OSError(28, "No space left on device", str(target))
+        real(source, target)
+
+    monkeypatch.setattr(reducing, "publish", failing)
+    with pytest.raises(OSError, match="No space left"):
+        reduce_run(run_dir)
+    results = RunDir(run_dir).results
+    assert sorted(p.name for p in results.rglob("*") if p.is_file()) == []

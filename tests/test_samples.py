@@ -137,3 +137,21 @@ def test_bad_file_lists_are_refused_naming_both_files(files, tmp_path, capsys):
     with pytest.raises(InputError, match="its sample name 'my reads' .* is not usable"):
         study_from_files([files / "a.fa", files / "my reads.fa"])
     assert not study_from_files([files / "my reads.fa"]).per_sample  # one file: no folders
+
+
+def test_make_submit_takes_a_samplesheet_like_an_input():
+    import subprocess
+
+    from tests.helpers import REPO
+
+    def make(*args) -> str:
+        done = subprocess.run(["make", "-s", "-n", *args], cwd=REPO, capture_output=True,
+                              text=True)
+        return done.stdout.splitlines()[-1].split()
+
+    assert make("submit", "SAMPLESHEET=study/samples.csv")[1:] == [
+        "submit", "--samplesheet", "study/samples.csv", "--run-dir", "runs/samples",
+        "--profile", "slurm"]
+    assert make("submit", "INPUT=reads.fa", "RUN=runs/r")[1:] == [
+        "submit", "reads.fa", "--run-dir", "runs/r", "--profile", "slurm"]
+    assert make("status", "RUN=runs/r", "BY_SAMPLE=1")[1:] == ["status", "runs/r", "--by-sample"]

@@ -361,20 +361,33 @@ def _write_results(run: RunDir, plan: Plan, table: ChunkTable, scratch: Path) ->
     paths = [_scratch_file(scratch, shard.index) for shard in plan.shards]
     accounts = _merge(plan, paths, table, scratch / "out")
     totals = _totals(plan, accounts)
-    staged = scratch / "out" / "samples.tsv"
-    if plan.per_sample:
-        _write_samples_table(staged, accounts)
+    staged = []
     for index, sample in enumerate(plan.samples):  # every sample adds up: publish
         final = run.outputs(sample.name if plan.per_sample else None)
         final.root.mkdir(parents=True, exist_ok=True)
-        for source, target in zip(ResultFiles(scratch / "out" / f"{index:08d}"), final):
-            publish(source, target)
+        staged += zip(ResultFiles(scratch / "out" / f"{index:08d}"), final)
     if plan.per_sample:
-        publish(staged, run.samples_table)
+        _write_samples_table(scratch / "out" / "samples.tsv", accounts)
+        staged.append((scratch / "out" / "samples.tsv", run.samples_table))
+    _publish(staged)
     atomic_write(run.features_index, json.dumps(_features_index(run, plan), indent=1) + "\n")
     summary = _summary(plan, totals, accounts)
     atomic_write(run.summary, json.dumps(summary, indent=1, sort_keys=True) + "\n")
     return summary
+
+
+def _publish(staged: list[tuple[Path, Path]]) -> None:
+    """Each staged file renamed over its result (fsio.publish); if one fails, those this call
+    published are removed again (summary.json, removed first and written last, is absent)."""
+    done: list[Path] = []
+    try:
+        for source, target in staged:
+            publish(source, target)
+            done.append(target)
+    except BaseException:
+        for target in done:
+            target.unlink(missing_ok=True)
+        raise
 
 
 def _totals(plan: Plan, accounts: list[dict]) -> dict:
