@@ -93,3 +93,5 @@ def test_status_by_sample_and_the_report_show_every_sample(study):
     html = write_report(study["run"], top=3).html.read_text()
     assert "Samples (30)" in html and f"<td>{ALL_SKIPPED}</td>" in html
     assert "S00/r" in html                      # drawn sequences are named SAMPLE/ID
+    named = write_report(study["run"], sequences=["S01/r0", f"{ALL_SKIPPED}/r3"]).html
+    assert "S01/r0" in named.read_text() and f"{ALL_SKIPPED}/r3" in named.read_text()
