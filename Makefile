@@ -29,19 +29,21 @@ lint: install
 
 # --- SLURM: submit a run, follow it, rerun bad shards (PROFILE: jobs/<name>.yaml) ---
 PROFILE ?= slurm
-SUBMIT_RUN = $(or $(RUN),runs/$(basename $(notdir $(INPUT))))
+SUBMIT_RUN = $(or $(RUN),runs/$(basename $(notdir $(firstword $(SAMPLESHEET) $(INPUT)))))
 SUBMIT_ARGS ?=
 SLURM_DIR ?= /tmp/virnuc-slurm
 
 .PHONY: submit status resubmit slurm-up slurm-down
 
+# INPUT: one file (or several, quoted); SAMPLESHEET: a sheet of samples (sample,fasta,...)
 submit:
-	@test -n "$(INPUT)" || { echo "usage: make submit INPUT=reads.fa [PROFILE=slurm RUN=runs/<name> SUBMIT_ARGS='--partition gpu']"; exit 2; }
-	$(CLI) submit $(INPUT) --run-dir $(SUBMIT_RUN) --profile $(PROFILE) $(SUBMIT_ARGS)
+	@test -n "$(INPUT)$(SAMPLESHEET)" || { echo "usage: make submit INPUT=reads.fa | SAMPLESHEET=samples.csv [PROFILE=slurm RUN=runs/<name> SUBMIT_ARGS='--partition gpu']"; exit 2; }
+	$(CLI) submit $(INPUT) $(if $(SAMPLESHEET),--samplesheet $(SAMPLESHEET)) --run-dir $(SUBMIT_RUN) --profile $(PROFILE) $(SUBMIT_ARGS)
 
+# BY_SAMPLE=1: one line per sample
 status:
-	@test -n "$(RUN)" || { echo "usage: make status RUN=runs/<name>"; exit 2; }
-	$(CLI) status $(RUN)
+	@test -n "$(RUN)" || { echo "usage: make status RUN=runs/<name> [BY_SAMPLE=1]"; exit 2; }
+	$(CLI) status $(RUN) $(if $(BY_SAMPLE),--by-sample)
 
 resubmit:
 	@test -n "$(RUN)" || { echo "usage: make resubmit RUN=runs/<name>"; exit 2; }

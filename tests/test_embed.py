@@ -255,6 +255,23 @@ def test_dnabert_tiny_profile_folder_batched_equals_one_at_a_time(tmp_path):
     assert np.abs(got - expected).max() < 1e-5
 
 
+
+@pytest.mark.parametrize("kind", ["esm", "dnabert"])
+def test_a_row_is_the_same_bits_whatever_shares_its_batch(kind):
+    """Rows must not depend on the batch (a sample's results equal its one-sample run's):
+    a short sequence alone used to get BLAS's small-matrix kernels and other rounding."""
+    if kind == "esm":
+        seqs = random_proteins(6, low=1, high=10, seed=3) + random_proteins(30, seed=4)
+        encoder = EsmEncoder(small_esm2(), ALPHABET)
+    else:
+        seqs = [s[:n] for s, n in zip(random_dna(36, seed=5), [3, 5, 8, 12, 20] * 8)]
+        encoder = DnabertEncoder(small_dnabert(), char_tokenizer())
+    together = encoder.embed(seqs)
+    alone = np.stack([encoder.embed([s])[0] for s in seqs])
+    assert np.array_equal(alone, together)
+    reordered = encoder.embed(seqs[::-1] + random_proteins(3, seed=9)[: kind == "esm"])
+    assert np.array_equal(reordered[:len(seqs)][::-1], together)
+
 # ---- CLI: embed and bench ------------------------------------------------------------------
 
 def write_fasta(path, records) -> None:

@@ -170,7 +170,8 @@ def test_plan_json_records_fingerprint_inputs_and_estimates(tmp_path):
     fasta = write_fasta(tmp_path / "in.fa", [500] * 10)
     plan_input(fasta, tmp_path / "run", shards=2, model_identities={"esm": "sha-e"})
     data = json.loads((tmp_path / "run" / "plan.json").read_text())
-    assert len(data["input"]["sha256"]) == 64 and data["models"] == {"esm": "sha-e"}
+    assert len(data["samples"][0]["sha256"]) == 64 and data["models"] == {"esm": "sha-e"}
+    assert data["samples"][0]["sequences"] == 10 and data["sheet"] is None
     assert data["shards"][0]["tokens_est"] > 0 and "estimate" in data["estimate_note"]
     assert (tmp_path / "run" / "provenance" / "plan.json").exists()
 
@@ -202,7 +203,7 @@ def test_a_changed_base_of_the_same_size_is_caught_by_its_shard_only(tmp_path):
     fasta = write_fasta(tmp_path / "in.fa", [300, 300, 300, 300])
     plan = plan_input(fasta, tmp_path / "run", shards=2)
     table = np.load(RunDir(tmp_path / "run").shard_arrays(0))
-    assert table.dtype.names == ("ordinal", "length", "chunks", "digest")
+    assert table.dtype.names == ("ordinal", "length", "chunks", "digest", "sample")
     data = bytearray(fasta.read_bytes())
     at = data.index(b">r2 ") + data[data.index(b">r2 "):].index(b"\n") + 1
     data[at] = ord("A") if data[at] != ord("A") else ord("C")
@@ -220,7 +221,139 @@ def test_a_plan_of_an_older_format_is_refused_with_the_fix(tmp_path):
     fasta = write_fasta(tmp_path / "in.fa", [100, 200])
     plan_input(fasta, tmp_path / "run", shards=1)
     path = tmp_path / "run" / "plan.json"
-    path.write_text(path.read_text().replace('"format": 2', '"format": 1'))
-    with pytest.raises(UserError, match=r"plan format 1, this virnuc-hpc reads format 2 .*"
+    path.write_text(path.read_text().replace('"format": 3', '"format": 2'))
+    with pytest.raises(UserError, match=r"plan format 2, this virnuc-hpc reads format 3 .*"
                                         r"fix: plan the input again in a new run dir"):
         load_plan(tmp_path / "run")
+
+
+# --- studies: several samples planned together ---------------------------------------------
+
+def write_study(tmp_path, sizes, seed=3, metadata=True):
+    """Samples of variable-length reads whose IDs repeat across samples, and their sheet."""
+    from virnuc_hpc.samples import read_samplesheet
+
+    rng = np.random.default_rng(seed)
+    folder = tmp_path / "study"
+    folder.mkdir(exist_ok=True)
+    rows = []
+    for k, size in enumerate(sizes):
+        write_fasta(folder / f"s{k}.fa", rng.integers(1, 1600, size), seed=seed + k)
+        rows.append(f"S{k},s{k}.fa" + (f",g{k % 2}" if metadata else ""))
+    sheet = folder / "samples.csv"
+    sheet.write_text(("sample,fasta,group\n" if metadata else "sample,fasta\n")
+                     + "\n".join(rows) + "\n")
+    return read_samplesheet(sheet)
+
+
+def test_a_study_is_packed_together_with_global_ordinals_and_a_sample_column(tmp_path):
+    from virnuc_hpc.fsio import sha256_file
+    from virnuc_hpc.sequences import iter_records
+
+    study = write_study(tmp_path, [40, 3, 1, 120, 9])
+    plan = plan_input(study, tmp_path / "run", shards=4)
+    assert plan.per_sample and plan.format == 3 and plan.imbalance <= 1.05
+    assert [s.name for s in plan.samples] == ["S0", "S1", "S2", "S3", "S4"]
+    assert [s.sequences for s in plan.samples] == [40, 3, 1, 120, 9] and plan.sequences == 173
+    assert plan.samples[3].sha256 == sha256_file(study.samples[3].path)
+    assert plan.samples[1].metadata == {"group": "g1"}
+    starts = plan.sample_starts().tolist()
+    records = [r for s in study.samples for r in iter_records(s.path)]
+    held = np.zeros((5, 2), int)
+    for shard in plan.shards:
+        m = load_manifest(tmp_path / "run", shard.index)
+        assert m.ordinals.tolist() == sorted(m.ordinals.tolist())
+        assert m.samples.tolist() == [np.searchsorted(starts, o, "right") - 1 for o in m.ordinals]
+        assert m.ids == [records[o].id for o in m.ordinals]  # r0, r1... in every sample
+        counts = {int(s): (int((m.samples == s).sum()), int(m.chunks[m.samples == s].sum()))
+                  for s in set(m.samples.tolist())}
+        assert {s: (n, c) for s, n, c in shard.samples} == counts
+        for sample, n, c in shard.samples:
+            held[sample] += (n, c)
+    assert held.tolist() == [[s.sequences, s.chunks] for s in plan.samples]
+    assert sum(len(s.samples) > 1 for s in plan.shards) >= 2       # shards mix samples
+    assert sum(any(x[0] == 3 for x in s.samples) for s in plan.shards) >= 2  # S3 spans shards
+    assert load_plan(tmp_path / "run") == plan
+
+
+def test_planning_in_small_blocks_writes_the_same_shards(tmp_path, monkeypatch):
+    from virnuc_hpc import plan as planning
+
+    study = write_study(tmp_path, [30, 7, 1, 50])
+    plan_input(study, tmp_path / "big", shards=3)
+    monkeypatch.setattr(planning, "BLOCK", 4)   # blocks straddle samples and shards
+    small = plan_input(study, tmp_path / "small", shards=3)
+    for shard in small.shards:
+        for path in (RunDir(tmp_path / "big").shard_arrays, RunDir(tmp_path / "big").shard_ids):
+            other = path(shard.index).parent.parent.parent / "small" / "shards" / \
+                path(shard.index).name
+            assert path(shard.index).read_bytes() == other.read_bytes()
+    assert load_plan(tmp_path / "big").shards == small.shards
+
+
+def test_assigning_block_by_block_equals_assigning_at_once():
+    from virnuc_hpc.packing import Assigner, allocate
+
+    costs = np.random.default_rng(4).integers(0, 5, 1000) ** 2
+    values, counts = np.unique(costs, return_counts=True)
+    assigner = Assigner(allocate(dict(zip(values.tolist(), counts.tolist())), 7))
+    blocks = np.concatenate([assigner(costs[i:i + 37]) for i in range(0, 1000, 37)])
+    assert blocks.tolist() == assign_shards(costs, 7).tolist()
+
+
+def test_a_task_reads_only_the_files_of_its_samples(tmp_path, monkeypatch):
+    from virnuc_hpc import plan as planning
+
+    study = write_study(tmp_path, [5, 5, 400, 5, 5])
+    plan = plan_input(study, tmp_path / "run", shards=3)
+    opened = []
+    real = planning.iter_records
+    monkeypatch.setattr(planning, "iter_records",
+                        lambda path, **kw: (opened.append(path), real(path, **kw))[1])
+    for shard in plan.shards:
+        opened.clear()
+        got = list(iter_shard_records(tmp_path / "run", shard.index))
+        assert len(got) == shard.sequences
+        assert opened == [plan.samples[s].path for s, _, _ in shard.samples]
+
+
+def test_a_changed_sample_file_is_refused_naming_it_and_the_sheet(tmp_path):
+    study = write_study(tmp_path, [6, 6, 6])
+    plan_input(study, tmp_path / "run", shards=1)
+    changed = study.samples[1].path
+    changed.write_text(changed.read_text().replace(">r2 ", ">x2 "))
+    with pytest.raises(IntegrityError, match=rf"^{changed}: record 3 \('x2', line \d+\) is .* "
+                                             r"the input changed since planning; .*"
+                                             rf"virnuc-hpc plan --samplesheet {study.sheet}"):
+        list(iter_shard_records(tmp_path / "run", 0))
+
+
+def test_the_fingerprint_covers_every_sample_and_needs_no_parse(tmp_path):
+    from virnuc_hpc.fsio import sha256_file
+    from virnuc_hpc.plan import fingerprint, study_fingerprint
+    from virnuc_hpc.samples import Study
+
+    study = write_study(tmp_path, [5, 8])
+    base = plan_input(study, tmp_path / "a", dry_run=True).fingerprint
+    assert study_fingerprint(study) == base
+    one = study.samples[0].path
+    assert study_fingerprint(one) == plan_input(one, tmp_path / "b", dry_run=True).fingerprint \
+        == fingerprint(sha256_file(one), 500, "tiny", {}, {})       # one file: as before
+    renamed = Study((study.samples[0], study.samples[1].__class__(
+        "other", study.samples[1].path, "", study.samples[1].metadata)), study.sheet)
+    assert study_fingerprint(renamed) != base
+    relabelled = write_study(tmp_path, [5, 8], metadata=False)   # same files, no metadata
+    assert study_fingerprint(relabelled) != base
+    write_fasta(study.samples[1].path, [5, 5, 5])
+    assert study_fingerprint(study) != base
+
+
+def test_dry_run_prints_the_samples_above_the_shards_elided_past_40(tmp_path):
+    study = write_study(tmp_path, [1] * 45)
+    table = plan_input(study, tmp_path / "run", shards=2, dry_run=True).table()
+    lines = table.splitlines()
+    assert lines[0].split() == ["sample", "sequences", "chunks", "est_GPU_h"]
+    assert [lines[1].split()[0], lines[21], lines[41].split()[0]] == ["S0", "   ...", "S44"]
+    assert lines[42] == f"samples: 45 (from {study.sheet})" and lines[43] == ""
+    assert lines[44].split()[0] == "shard" and "imbalance" in table
+    assert not (tmp_path / "run").exists()

@@ -127,7 +127,7 @@ def test_damaged_shard_fails_reduce_naming_the_index_and_resubmit_repairs(tmp_pa
     assert not result.ok and result.bad_indices == [2]
     assert result.resubmit_command == f"virnuc-hpc resubmit {run_dir} --indices 2"
     assert "index 2:" in result.report() and "resubmit" in result.report()
-    assert not run.results.exists() or not any(run.results.iterdir())
+    assert [p.name for p in run.results.iterdir()] in ([], [".reduce.lock"])  # nothing merged
     run_task(run_dir, 2)  # what resubmit reruns: the task resumes from its verified parts
     assert reduce_run(run_dir).ok
 
@@ -223,3 +223,124 @@ def test_what_a_killed_reduce_left_is_swept_by_the_next(tmp_path):
     assert reduce_run(run_dir).ok and not stale.exists()
     assert sorted(p.name for p in results.iterdir() if p.name.startswith(".")) == \
         [".reduce.lock"]
+
+
+# --- studies -----------------------------------------------------------------------------------
+
+def planned_study(tmp_path, name="study", shards=5, sizes=(12, 1, 30, 4)):
+    """A study of samples with the same read IDs (r0, r1, ...), fake tasks written."""
+    from virnuc_hpc.samples import read_samplesheet
+
+    folder = tmp_path / "inputs"
+    if not folder.exists():
+        folder.mkdir()
+        for k, size in enumerate(sizes):
+            write_fasta(folder / f"s{k}.fa", LENGTHS[k:k + size], seed=k)
+        (folder / "sheet.csv").write_text("sample,fasta,site\n" + "".join(
+            f"S{k},s{k}.fa,site{k}\n" for k in range(len(sizes))))
+    plan = plan_input(read_samplesheet(folder / "sheet.csv"), tmp_path / name, shards=shards)
+    for shard in plan.shards:
+        run_task(tmp_path / name, shard.index)
+    return tmp_path / name, plan
+
+
+def sample_results(run_dir, names):
+    run = RunDir(run_dir)
+    return {(n, p.name): p.read_bytes() for n in names for p in run.outputs(n)}
+
+
+def test_a_study_writes_each_samples_files_samples_tsv_and_the_accounting(tmp_path):
+    run_dir, plan = planned_study(tmp_path)
+    result = reduce_run(run_dir, widths=WIDTHS, fingerprints=PRINTS)
+    assert result.ok, result.report()
+    run = RunDir(run_dir)
+    assert not run.predictions.exists() and not run.prediction_results.exists()
+    rows = [line.split("\t") for line in run.samples_table.read_text().splitlines()]
+    assert rows[0][:6] == ["sample", "input_sequences", "predicted", "virus_sequences",
+                           "others_sequences", "skipped"] and rows[0][-2:] == ["fasta", "site"]
+    summary = json.loads(run.summary.read_text())
+    for row, sample, account in zip(rows[1:], plan.samples, summary["samples"]):
+        predictions = [line.split("\t") for line in
+                       run.outputs(sample.name).predictions.read_text().splitlines()[1:]]
+        assert [p[0] for p in predictions] == [f"r{i}" for i in range(sample.sequences)]
+        counted = {k: sum(p[6] == k for p in predictions) for k in ("virus", "others", "skipped")}
+        assert row[:6] == [sample.name, str(sample.sequences),
+                           str(counted["virus"] + counted["others"]), str(counted["virus"]),
+                           str(counted["others"]), str(counted["skipped"])]
+        assert int(row[1]) == int(row[2]) + int(row[5]) == account["input_sequences"]
+        assert sum(map(int, row[6:10])) == int(row[5])
+        assert row[-1] == f"site{plan.samples.index(sample)}"
+        assert account["sample"] == sample.name and account["metadata"] == sample.metadata
+        frames = run.outputs(sample.name).prediction_results.read_text().splitlines()[1:]
+        assert len(frames) == account["kept_frames"] == int(row[10])
+        chunks = run.outputs(sample.name).highestscore.read_text().splitlines()[1:]
+        keys = [c.split("\t")[0] for c in chunks]
+        assert keys == sorted(set(keys)) and len(keys) == account["highestscore_rows"]
+        assert {f.split("\t")[0][:-2] for f in frames} == set(keys)
+    for key in ("input_sequences", "predicted", "skipped", "kept_frames", "virus_sequences"):
+        assert summary[key] == sum(a[key] for a in summary["samples"])
+    assert summary["input_sequences"] == plan.sequences == 47
+
+
+def test_a_studys_results_do_not_depend_on_sharding(tmp_path):
+    one, plan = planned_study(tmp_path, "one", shards=1)
+    five, _ = planned_study(tmp_path, "five", shards=5)
+    assert reduce_run(one).ok and reduce_run(five).ok
+    names = [s.name for s in plan.samples]
+    assert sample_results(one, names) == sample_results(five, names)
+    assert RunDir(one).samples_table.read_bytes() == RunDir(five).samples_table.read_bytes()
+
+
+def test_nothing_is_published_unless_every_sample_adds_up(tmp_path):
+    run_dir, _ = planned_study(tmp_path)
+    run = RunDir(run_dir)
+    plan = json.loads(run.plan.read_text())
+    plan["samples"][2]["sequences"] += 1   # S2 claims a sequence no shard holds
+    plan["samples"][3]["sequences"] -= 1
+    run.plan.write_text(json.dumps(plan))
+    with pytest.raises(IntegrityError, match="sample 'S2': accounting does not add up: the "
+                                             "plan counts input sequence 43 in it, the shards "
+                                             "in sample 3"):
+        reduce_run(run_dir)
+    assert sorted(p.name for p in run.results.iterdir()) == [".reduce.lock"]
+    plan["samples"][3]["sequences"] += 2   # now the last sample claims one more (5)
+    plan["samples"][2]["sequences"] -= 1
+    plan["sequences"] += 1
+    run.plan.write_text(json.dumps(plan))
+    with pytest.raises(IntegrityError, match="sample 'S3': accounting does not add up: 5 "
+                                             "input sequences, 4 merged"):
+        reduce_run(run_dir)
+    assert sorted(p.name for p in run.results.iterdir()) == [".reduce.lock"]
+
+
+def test_reduce_reads_each_part_once(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    run_dir, _ = planned_study(tmp_path)
+    reads = []
+    real = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: (reads.append(self), real(self))[1])
+    assert reduce_run(run_dir).ok
+    parts = [p for p in reads if p.suffix == ".safetensors"]
+    assert parts and len(parts) == len(set(parts)) == \
+        len(list(run_dir.glob("tasks/*/part-*.safetensors")))
+
+
+def test_a_failure_while_publishing_takes_back_what_this_reduce_published(tmp_path,
+                                                                          monkeypatch):
+    from virnuc_hpc import reduce as reducing
+
+    run_dir, _ = planned_study(tmp_path)
+    real, calls = reducing.publish, []
+
+    def failing(source, target):
+        calls.append(target)
+        if len(calls) == 5:
+            raise OSError(28, "No space left on device", str(target))
+        real(source, target)
+
+    monkeypatch.setattr(reducing, "publish", failing)
+    with pytest.raises(reducing.ReduceIOError, match="No space left.*S1/"):
+        reduce_run(run_dir)
+    results = RunDir(run_dir).results
+    assert sorted(p.name for p in results.rglob("*") if p.is_file()) == [".reduce.lock"]

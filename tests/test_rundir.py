@@ -94,3 +94,12 @@ def test_second_predict_on_the_same_out_is_refused_at_once(tiny_cache, tmp_path)
     assert refused_in < 30 and "prediction_results" in stdout
     again = subprocess.run(argv, cwd=REPO, capture_output=True, text=True)  # then it resumes
     assert again.returncode == 0 and "44 input sequences" in again.stdout, again.stderr
+
+
+def test_a_samples_files_are_in_its_folder_and_a_single_runs_at_the_top(tmp_path):
+    run = RunDir(tmp_path)
+    assert [p.relative_to(tmp_path).as_posix() for p in run.outputs("gut_01")] == [
+        "results/gut_01/prediction_results.txt",
+        "results/gut_01/prediction_results_highestscore.csv", "results/gut_01/predictions.tsv"]
+    assert list(run.outputs()) == [run.prediction_results, run.highestscore, run.predictions]
+    assert run.samples_table == tmp_path / "results" / "samples.tsv"

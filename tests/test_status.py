@@ -197,3 +197,36 @@ def test_watch_redraws_one_table_in_a_terminal(run_dir, tmp_path):
     assert "1 running, 5 done" in running and running.count("index state") == 1, running
     assert code.read_text().strip() == "0", final
     assert "6 done" in final and final.count("index state") == 1, final
+
+
+def test_progress_by_sample_follows_the_shards_holding_it(tmp_path):
+    from virnuc_hpc.status import sample_progress
+
+    try:
+        from test_reduce import planned_study
+    except ImportError:
+        from tests.test_reduce import planned_study
+    run_dir, plan = planned_study(tmp_path, shards=5)
+    run = RunDir(run_dir)
+    for index in (1, 2, 3, 4):
+        for path in run.task(index).root.iterdir():
+            path.unlink()                                          # only shard 0 is done
+    _beat(run_dir, 1, age=5, done=10, total=40)                    # shard 1 runs, 1/4 done
+    status = run_status(run_dir, by_sample=True)
+    rows = {row["sample"]: row for row in status["samples"]}
+    for k, sample in enumerate(plan.samples):
+        held = [(s, shard) for s in plan.shards for shard in s.samples if shard[0] == k]
+        done = sum(shard[2] for s, shard in held if s.index == 0) + \
+            sum(shard[2] / 4 for s, shard in held if s.index == 1)
+        row = rows[sample.name]
+        assert row["shards"] == len(held) and row["sequences"] == sample.sequences
+        assert row["done_fraction"] == pytest.approx(done / sample.chunks, abs=1e-4)
+        states = {s.index: state for s, state in zip(plan.shards, ("done", "running", "pending",
+                                                                  "pending", "pending"))}
+        want = {states[s.index] for s, _ in held}
+        assert row["state"] == ("done" if want == {"done"} else
+                                "running" if "running" in want else "pending")
+    assert sample_progress(plan, status["shards"]) == status["samples"]
+    table = format_table(status)
+    assert table.splitlines()[0].split()[:4] == ["sample", "sequences", "shards", "done"]
+    assert len(table.splitlines()) == len(plan.samples) + 2 and table.startswith("sample")

@@ -43,6 +43,7 @@ ESM_POOL_MAX = 1024  # VirNucPro pools residues 1..min(len, 1024)
 ESM1_MAX_RESIDUES = 1022  # learned positions (ESM-1b/1v) stop at 1024 tokens incl. BOS/EOS
 M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
 HOST_MMAP_THRESHOLD = 128 << 10  # glibc's initial value, pinned (no sliding)
+MIN_BATCH_TOKENS = 64  # batch x width below this: BLAS takes small-matrix kernels (pad_batch)
 
 
 def steady_host_memory(threshold: int = HOST_MMAP_THRESHOLD) -> bool:
@@ -98,9 +99,15 @@ def check_rows(rows: np.ndarray, dim: int, names: Sequence[str]) -> None:
                              "--precision fp32; if it persists, check the model weights")
 
 
-def pad_batch(tokens: Sequence[np.ndarray], pad: int) -> torch.Tensor:
-    """Right-pad int64 token arrays into a [B, T] host tensor."""
-    out = np.full((len(tokens), max(len(t) for t in tokens)), pad, dtype=np.int64)
+def pad_batch(tokens: Sequence[np.ndarray], pad: int,
+              min_tokens: int = MIN_BATCH_TOKENS) -> torch.Tensor:
+    """Right-pad int64 token arrays into a [B, T] host tensor, with B x T >= `min_tokens`.
+
+    The floor keeps a row independent of what shares its batch: for a matrix of a few rows
+    (a short sequence alone) MKL takes other kernels, whose rounding differs in the last bit
+    from the one every larger batch gets; extra padding is masked, so it changes nothing else."""
+    width = max(max(len(t) for t in tokens), -(-min_tokens // len(tokens)))
+    out = np.full((len(tokens), width), pad, dtype=np.int64)
     for row, toks in zip(out, tokens):
         row[: len(toks)] = toks
     return torch.from_numpy(out)

@@ -80,12 +80,14 @@ class Profile:
 
 
 def _input_bind(run_dir: str | Path) -> list[str]:
-    """Tasks re-read the planned input at its path: bind its folder, read-only, at that path."""
+    """Tasks re-read the planned inputs at their paths: bind each one's folder (those not
+    under another), read-only, at that path."""
     plan = Path(run_dir) / "plan.json"
     if not plan.is_file():
         return []
-    folder = Path(json.loads(plan.read_text())["input"]["path"]).parent
-    return ["-B", f"{folder}:{folder}:ro"]
+    folders = sorted({Path(s["path"]).parent for s in json.loads(plan.read_text())["samples"]})
+    kept = [f for f in folders if not any(o != f and o in f.parents for o in folders)]
+    return [arg for folder in kept for arg in ("-B", f"{folder}:{folder}:ro")]
 
 
 def _default_cache() -> str:

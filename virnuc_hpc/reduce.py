@@ -1,19 +1,26 @@
-"""Reduce a run: verify every shard, then merge them into RUN/results/ in input order.
+"""Reduce a run: verify every shard and merge them into RUN/results/, in input order.
 
 Nothing is merged unless every shard verifies (`store.verify_task` against its manifest, and
 the same widths and model fingerprints in all shards); otherwise the result names each bad
-index with its reasons and the resubmit command. The merge streams: each shard is turned
-into a small per-sequence file (scores only; the features are not copied), the shards are
-merged by input ordinal with `heapq.merge`, and the per-chunk table is sorted on disk.
+index with its reasons and the resubmit command. Each part is read once: verification hashes
+its bytes and parses its tensors, and hands the scores on (`on_part`), from which the shard
+is turned into a small per-sequence scratch file (scores only; the features are not copied).
+The shards' files are then merged by global ordinal with `heapq.merge`, which visits the
+samples in order: each sample's three files are written in turn (one sample's files open at a
+time) and its accounting checked. The per-chunk table of all samples is sorted on disk once,
+keyed by (sample, chunk ID), and read back sample by sample. Memory grows with neither the
+frames nor the samples: it holds one shard's scores at a time and a block per scratch file.
 
 Files: VirNucPro's `prediction_results.txt` and `prediction_results_highestscore.csv`
-(outputs.py), `predictions.tsv` (one row per input sequence, in input order), an index of
-the feature parts (`features_index.json`), and `summary.json`, written last, with the
-accounting. Per-sequence call: VirNucPro only calls chunks (`Is_Virus = max(score2) >=
-max(score1)` over a chunk's kept frames); a sequence is `virus` when any of its chunks is,
-`others` when it has kept frames but no virus chunk, and `skipped` (with the reason) when no
-frame was kept. The identity input sequences = predicted + skipped is checked on every run and
-nothing is written when it fails.
+(outputs.py), `predictions.tsv` (one row per input sequence, in input order) - in RUN/results/
+for a run of one file, in RUN/results/<sample>/ for a study, with `samples.tsv` (one row per
+sample); an index of the feature parts (`features_index.json`), and `summary.json`, written
+last, with the accounting (per sample too, in a study). Per-sequence call: VirNucPro only calls
+chunks (`Is_Virus = max(score2) >= max(score1)` over a chunk's kept frames); a sequence is
+`virus` when any of its chunks is, `others` when it has kept frames but no virus chunk, and
+`skipped` (with the reason) when no frame was kept. The identity input sequences = predicted +
+skipped is checked for every sample; the files are staged in scratch and published only when
+every sample's accounting adds up.
 
 A reduce that is killed leaves the previous results or complete new files (each is published
 whole; summary.json, removed first and written last, says the set is complete) plus scratch,
@@ -34,27 +41,33 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import groupby, islice
 from pathlib import Path
 from typing import IO, Iterator, Mapping
 
 import numpy as np
-from safetensors import safe_open
-
 from filelock import FileLock, Timeout
 
 from .errors import IntegrityError, UserError
 from .faults import fault_point
-from .fsio import atomic_write, make_dirs
-from .outputs import LABELS, PREDICTION_HEADER, ChunkTable, atomic_text, chunk_id, reopening_lines
-from .plan import Manifest, Plan, load_manifest, load_plan
-from .rundir import RunDir, TaskDir, contained, index_name, write_provenance
+from .fsio import atomic_write, make_dirs, publish
+from .outputs import HIGHEST_HEADER, LABELS, PREDICTION_HEADER, ChunkTable, chunk_id, \
+    reopening_lines
+from .plan import Manifest, Plan, SamplePlan, load_manifest, load_plan
+from .rundir import ResultFiles, RunDir, contained, index_name, write_provenance
+from .sequences.prepare import SKIP_REASONS
 from .store import AccountRow, iter_accounting, mark_rejected, read_done, verify_task
 
 PREDICTIONS_HEADER = ("sequence_id", "length", "chunks", "kept_frames", "virus_chunks",
                       "best_virus_score", "call", "skip_reason")
+SAMPLES_HEADER = ("sample", "input_sequences", "predicted", "virus_sequences",
+                  "others_sequences", "skipped", *(f"skipped_{r}" for r in SKIP_REASONS),
+                  "kept_frames", "fasta")
 CALL_RULE = ("a sequence is 'virus' if any of its chunks is (VirNucPro's per-chunk rule: "
              "max(score2) >= max(score1) over the chunk's kept frames), 'others' if it has kept "
              "frames and no virus chunk, 'skipped' when no frame was kept (see skip_reason)")
+COUNTS = ("virus", "others", "skipped", "kept_frames", "chunks", "scored_chunks",
+          "virus_chunks", "highestscore_rows")
 
 
 class ReduceStopped(UserError):
@@ -111,72 +124,104 @@ class ReduceResult:
         return "\n".join(lines + [f"fix: {self.resubmit_command}"])
 
 
-# --- verification -------------------------------------------------------------------------
+# --- verification (and extraction, in the same read) ----------------------------------------
+
+PartScores = list[tuple[list[str], np.ndarray]]
+
+
+class _Verifier:
+    """Shard after shard against its manifest, and against the first good shard's widths
+    and model fingerprints (and `widths`/`fingerprints` when given)."""
+
+    def __init__(self, run: RunDir, widths, fingerprints):
+        self.run, self.widths, self.fingerprints = run, widths, fingerprints
+        self.reference: tuple[int, tuple] | None = None
+
+    def __call__(self, index: int, parts: PartScores | None = None,
+                 ) -> tuple[list[str], Manifest | None]:
+        """(problems, manifest); the scores of every verified part go to `parts`."""
+        try:
+            contained(self.run.root, self.run.task(index).root)
+            manifest = load_manifest(self.run, index)
+        except IntegrityError as exc:
+            return [str(exc)], None
+        keep = None if parts is None else \
+            lambda k, ids, tensors: parts.append((list(ids), np.array(tensors["scores"])))
+        task = self.run.task(index)
+        problems = verify_task(task, manifest.expectation(self.widths, self.fingerprints), keep)
+        if not problems:
+            done = read_done(task)
+            declared = (done.get("widths"), done.get("fingerprints"))
+            self.reference = self.reference or (index, declared)
+            if declared != self.reference[1]:
+                problems.append(f"widths or model fingerprints differ from shard "
+                                f"{self.reference[0]}'s")
+        return problems, manifest
+
 
 def verify_run(run_dir: str | os.PathLike, widths: Mapping[str, int] | None = None,
                fingerprints: Mapping[str, str] | None = None) -> list[ShardProblem]:
     """Verify every shard of the plan; [] when all can be merged. Shards must also agree with
     each other (and with `widths`/`fingerprints` when given) on widths and model fingerprints."""
     run, plan = RunDir(run_dir), load_plan(run_dir)
-    bad, reference = [], None
+    verify = _Verifier(run, widths, fingerprints)
+    checked = ((shard.index, verify(shard.index)[0]) for shard in plan.shards)
+    return [ShardProblem(index, problems) for index, problems in checked if problems]
+
+
+def _verify_and_extract(run: RunDir, plan: Plan, verify: _Verifier, table: ChunkTable,
+                        scratch: Path) -> list[ShardProblem]:
+    """Every shard verified; while all are good so far, each one's scratch file written."""
+    bad = []
     for shard in plan.shards:
-        problems = _verify_shard(run, shard.index, widths, fingerprints)
-        done = read_done(run.task(shard.index)) if not problems else None
-        if done is not None:
-            declared = (done.get("widths"), done.get("fingerprints"))
-            reference = reference or (shard.index, declared)
-            if declared != reference[1]:
-                problems.append(f"widths or model fingerprints differ from shard {reference[0]}'s")
+        parts: PartScores = []
+        problems, manifest = verify(shard.index, parts)
         if problems:
             bad.append(ShardProblem(shard.index, problems))
+        elif not bad:
+            with open(_scratch_file(scratch, shard.index), "w", encoding="utf-8") as out:
+                _extract_shard(run, manifest, parts, table, out)
+            fault_point("reduce.shard", shard.index)
     return bad
 
 
-def _verify_shard(run: RunDir, index: int, widths, fingerprints) -> list[str]:
-    try:
-        contained(run.root, run.task(index).root)
-        manifest = load_manifest(run, index)
-    except IntegrityError as exc:
-        return [str(exc)]
-    return verify_task(run.task(index), manifest.expectation(widths, fingerprints))
+def _scratch_file(scratch: Path, index: int) -> Path:
+    return scratch / f"shard-{index_name(index)}.tsv"
 
 
 # --- per-shard extraction -----------------------------------------------------------------
 
-@dataclass
-class _Totals:
-    counts: Counter = field(default_factory=Counter)
-    skipped: Counter = field(default_factory=Counter)
-
-
-def _part_frames(task: TaskDir, done: dict) -> Iterator[tuple[str, np.float32, np.float32]]:
-    """(frame ID, score1, score2) over the shard's parts; only the scores are read."""
-    for entry in done["parts"]:
-        ids = json.loads(task.sidecar(entry["index"]).read_bytes())["ids"]
-        with safe_open(str(task.part(entry["index"])), framework="numpy") as handle:
-            scores = handle.get_tensor("scores")
+def _frames(parts: PartScores) -> Iterator[tuple[str, np.float32, np.float32]]:
+    for ids, scores in parts:
         yield from zip(ids, scores[:, 0], scores[:, 1])
 
 
-def _sequence_lines(ordinal: int, row: AccountRow, frames: list, table: ChunkTable,
-                    totals: _Totals) -> list[str]:
-    """The shard-file lines of one sequence: its predictions.tsv row, then its frames."""
+def _extract_shard(run: RunDir, manifest: Manifest, parts: PartScores, table: ChunkTable,
+                   out: IO[str]) -> None:
+    """One line per sequence (S: its sample, scored chunks and predictions.tsv row), then one
+    per kept frame (F: its prediction_results.txt row), each keyed by its global ordinal."""
+    frames = _frames(parts)
+    for ordinal, sample, row in zip(manifest.ordinals.tolist(), manifest.samples.tolist(),
+                                    iter_accounting(run.task(manifest.index))):
+        taken = list(islice(frames, row.kept_frames))
+        out.writelines(_sequence_lines(ordinal, sample, row, taken, table))
+
+
+def _sequence_lines(ordinal: int, sample: int, row: AccountRow, frames: list,
+                    table: ChunkTable) -> list[str]:
     lines = [f"{ordinal}\tF\t{fid}\t{LABELS[int(s2 > s1)]}\t{s1!s}\t{s2!s}\n"
              for fid, s1, s2 in frames]
     virus_chunks, groups = 0, _chunks(frames)
     for key, group in groups:
         max1, max2 = max(s1 for _, s1, _ in group), max(s2 for _, _, s2 in group)
-        table.add_chunk(key, max1, max2)
+        table.add_chunk(f"{sample:08d}/{key}", max1, max2)  # sorts by sample, then chunk ID
         virus_chunks += bool(max2 >= max1)
     call = "skipped" if not frames else ("virus" if virus_chunks else "others")
     best = f"{max(s2 for _, _, s2 in frames)!s}" if frames else ""
-    totals.counts.update({call: 1, "kept_frames": len(frames), "chunks": row.chunks,
-                          "scored_chunks": len(groups), "virus_chunks": virus_chunks})
-    if not frames:
-        totals.skipped[row.skip_reason] += 1
     fields = (row.id, row.length, row.chunks, row.kept_frames, virus_chunks, best, call,
               row.skip_reason)
-    return [f"{ordinal}\tS\t" + "\t".join(map(str, fields)) + "\n", *lines]
+    return [f"{ordinal}\tS\t{sample}\t{len(groups)}\t" + "\t".join(map(str, fields)) + "\n",
+            *lines]
 
 
 def _chunks(frames: list) -> list[tuple[str, list]]:
@@ -190,20 +235,7 @@ def _chunks(frames: list) -> list[tuple[str, list]]:
     return groups
 
 
-def _extract_shard(run: RunDir, manifest: Manifest, table: ChunkTable, out: IO[str],
-                   totals: _Totals) -> None:
-    task = run.task(manifest.index)
-    frames = _part_frames(task, read_done(task))
-    for ordinal, row in zip(manifest.ordinals.tolist(), iter_accounting(task)):
-        taken = [frame for _, frame in zip(range(row.kept_frames), frames)]
-        if len(taken) != row.kept_frames:
-            raise IntegrityError(f"shard {manifest.index}: fewer frames than its accounting lists")
-        out.writelines(_sequence_lines(ordinal, row, taken, table, totals))
-    if next(frames, None) is not None:
-        raise IntegrityError(f"shard {manifest.index}: more frames than its accounting lists")
-
-
-# --- merge --------------------------------------------------------------------------------
+# --- merge, sample by sample ------------------------------------------------------------------
 
 def _keyed(path: Path) -> Iterator[tuple[int, str, str]]:
     for line in reopening_lines(path):
@@ -211,55 +243,120 @@ def _keyed(path: Path) -> Iterator[tuple[int, str, str]]:
         yield int(ordinal), kind, rest
 
 
-def _merge(paths: list[Path], results: IO[str], predictions: IO[str]) -> int:
-    """Write both per-row files in input order; returns the number of sequences seen."""
-    results.write(PREDICTION_HEADER)
-    predictions.write("\t".join(PREDICTIONS_HEADER) + "\n")
-    expected = 0
-    for ordinal, kind, rest in heapq.merge(*map(_keyed, paths), key=lambda item: item[0]):
-        if kind == "F":
-            results.write(rest + "\n")
-            continue
-        if ordinal != expected:
-            raise IntegrityError(f"input sequence {expected} is missing from the shards "
-                                 f"(found {ordinal}); the plan and the tasks disagree")
-        predictions.write(rest + "\n")
-        expected += 1
-    return expected
+class _Until:
+    """The merged lines, handed out up to a given ordinal at a time."""
+
+    def __init__(self, items: Iterator[tuple[int, str, str]]):
+        self.items, self.head = items, next(items, None)
+
+    def until(self, end: int) -> Iterator[tuple[int, str, str]]:
+        while self.head is not None and self.head[0] < end:
+            yield self.head
+            self.head = next(self.items, None)
 
 
-def _check_identity(plan: Plan, seen: int, totals: _Totals) -> dict:
-    predicted = totals.counts["virus"] + totals.counts["others"]
-    skipped = totals.counts["skipped"]
-    if not (plan.sequences == seen == predicted + skipped):
-        raise IntegrityError(f"accounting does not add up: {plan.sequences} input sequences, "
-                             f"{seen} merged, {predicted} predicted + {skipped} skipped")
-    return {"input_sequences": plan.sequences, "predicted": predicted, "skipped": skipped,
-            "identity": "input_sequences = predicted + skipped: holds"}
+def _chunks_by_sample(table: ChunkTable) -> Iterator[tuple[int, Iterator[tuple[str, bool]]]]:
+    """(sample index, its (chunk ID, Is_Virus) in lexicographic order), samples in order."""
+    for sample, group in groupby(table.chunks(), key=lambda item: int(item[0][:8])):
+        yield sample, ((key[9:], virus) for key, virus in group)
 
 
-def _features_index(run: RunDir, plan: Plan) -> dict:
-    shards = []
-    for shard in plan.shards:
-        task, done = run.task(shard.index), read_done(run.task(shard.index))
-        parts = [{**entry, "path": run.relative(task.part(entry["index"])),
-                  "sidecar": run.relative(task.sidecar(entry["index"]))} for entry in done["parts"]]
-        shards.append({"index": shard.index, "rows": done["rows"], "manifest": shard.manifest,
-                       "accounting": run.relative(task.accounting), "parts": parts})
-    first = read_done(run.task(0))
-    return {"format": 1, "fingerprint": plan.fingerprint, "widths": first["widths"],
-            "fingerprints": first["fingerprints"],
-            "layout": "tensors dnabert [n, widths.dnabert] then esm [n, widths.esm] and scores "
-                      "[n, 2] per part; rows in each shard's input order, frame IDs in the "
-                      "sidecars; "
-                      "the input ordinals of a shard's sequences are in its manifest",
-            "shards": shards}
+@dataclass
+class _Sample:
+    """One sample's files being written (staged), and its counts."""
 
+    index: int
+    plan: SamplePlan
+    files: ResultFiles
+    counts: Counter = field(default_factory=Counter)
+    skipped: Counter = field(default_factory=Counter)
+    seen: int = 0
+
+    def write_rows(self, items: Iterator[tuple[int, str, str]], start: int) -> None:
+        self.files.root.mkdir(parents=True)
+        with open(self.files.prediction_results, "w", encoding="utf-8") as results, \
+                open(self.files.predictions, "w", encoding="utf-8") as predictions:
+            results.write(PREDICTION_HEADER)
+            predictions.write("\t".join(PREDICTIONS_HEADER) + "\n")
+            for ordinal, kind, rest in items:
+                if kind == "F":
+                    results.write(rest + "\n")
+                    continue
+                sample, scored, row = rest.split("\t", 2)
+                self._check_order(ordinal, start, int(sample))
+                predictions.write(self._count(int(scored), row) + "\n")
+
+    def _check_order(self, ordinal: int, start: int, sample: int) -> None:
+        if ordinal != start + self.seen:
+            raise IntegrityError(f"input sequence {start + self.seen} is missing from the "
+                                 f"shards (found {ordinal}); the plan and the tasks disagree")
+        if sample != self.index:
+            raise IntegrityError(f"sample {self.plan.name!r}: accounting does not add up: the "
+                                 f"plan counts input sequence {ordinal} in it, the shards in "
+                                 f"sample {sample}; the plan and the tasks disagree")
+        self.seen += 1
+
+    def _count(self, scored: int, row: str) -> str:
+        fields = row.split("\t")
+        self.counts.update({fields[6]: 1, "kept_frames": int(fields[3]),
+                            "chunks": int(fields[2]), "scored_chunks": scored,
+                            "virus_chunks": int(fields[4])})
+        if fields[6] == "skipped":
+            self.skipped[fields[7]] += 1
+        return row
+
+    def write_highest(self, chunks: Iterator[tuple[str, bool]]) -> None:
+        with open(self.files.highestscore, "w", encoding="utf-8") as out:
+            out.write(HIGHEST_HEADER)
+            for key, virus in chunks:
+                out.write(f"{key}\t{virus}\n")
+                self.counts["highestscore_rows"] += 1
+
+    def accounting(self) -> dict:
+        """This sample's summary; raises IntegrityError (nothing is published) unless input
+        sequences = merged = predicted + skipped."""
+        c, planned = self.counts, self.plan.sequences
+        predicted = c["virus"] + c["others"]
+        if not (planned == self.seen == predicted + c["skipped"]):
+            raise IntegrityError(f"sample {self.plan.name!r}: accounting does not add up: "
+                                 f"{planned} input sequences, {self.seen} merged, {predicted} "
+                                 f"predicted + {c['skipped']} skipped")
+        return {"sample": self.plan.name, "input_sequences": planned, **_counted(c,
+                self.skipped), "fasta": self.plan.path, "metadata": self.plan.metadata}
+
+
+def _counted(counts: Counter, skipped: Counter) -> dict:
+    return {"predicted": counts["virus"] + counts["others"], "skipped": counts["skipped"],
+            "skipped_by_reason": dict(sorted(skipped.items())),
+            "virus_sequences": counts["virus"], "others_sequences": counts["others"],
+            **{name: counts[name] for name in COUNTS[3:]}}
+
+
+def _merge(plan: Plan, paths: list[Path], table: ChunkTable, staged: Path) -> list[dict]:
+    """Every sample's three files, staged in `staged/<index>/`; their accounting."""
+    merged = _Until(heapq.merge(*map(_keyed, paths), key=lambda item: item[0]))
+    chunks = _chunks_by_sample(table)
+    pending = next(chunks, None)
+    starts, accounts = plan.sample_starts().tolist(), []
+    for index, source in enumerate(plan.samples):
+        sample = _Sample(index, source, ResultFiles(staged / f"{index:08d}"))
+        sample.write_rows(merged.until(starts[index + 1]), starts[index])
+        mine = pending is not None and pending[0] == index
+        sample.write_highest(pending[1] if mine else iter(()))
+        pending = next(chunks, None) if mine else pending
+        accounts.append(sample.accounting())
+    if merged.head is not None:
+        raise IntegrityError(f"the shards hold input sequence {merged.head[0]}, the plan has "
+                             f"{starts[-1]}; the plan and the tasks disagree")
+    return accounts
+
+
+# --- the results ------------------------------------------------------------------------------
 
 def reduce_run(run_dir: str | os.PathLike, widths: Mapping[str, int] | None = None,
                fingerprints: Mapping[str, str] | None = None) -> ReduceResult:
     """Verify all shards, then write RUN/results/. Returns the bad shards instead when any
-    shard fails; raises IntegrityError (writing nothing) if the accounting does not add up."""
+    shard fails; raises IntegrityError (publishing nothing) if the accounting does not add up."""
     run = RunDir(run_dir)
     try:
         with _stop_signals(run):
@@ -269,24 +366,24 @@ def reduce_run(run_dir: str | os.PathLike, widths: Mapping[str, int] | None = No
 
 
 def _reduce(run: RunDir, plan: Plan, widths, fingerprints) -> ReduceResult:
-    bad = verify_run(run, widths, fingerprints)
-    if bad:
-        for shard in bad:  # status shows them corrupt, resubmit reruns them
-            mark_rejected(run.task(shard.index), shard.problems)
-        return ReduceResult(False, str(run.root), bad)
     make_dirs(contained(run.root, run.results))
     with _alone(run):
-        for stale in (run.summary, run.report, run.prediction_figure):  # derived from the merge
-            stale.unlink(missing_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=".reduce-", dir=run.results))
         try:
-            summary = _write_results(run, plan, scratch)
+            with ChunkTable(scratch) as table:
+                bad = _verify_and_extract(run, plan, _Verifier(run, widths, fingerprints), table,
+                                          scratch)
+                if bad:
+                    for shard in bad:  # status shows them corrupt, resubmit reruns them
+                        mark_rejected(run.task(shard.index), shard.problems)
+                    return ReduceResult(False, str(run.root), bad)
+                for stale in (run.summary, run.report, run.prediction_figure):  # from the merge
+                    stale.unlink(missing_ok=True)
+                summary = _write_results(run, plan, table, scratch)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         write_provenance(run, "reduce", {"fingerprint": plan.fingerprint, "summary": summary})
-    files = {name: str(getattr(run, name)) for name in
-             ("prediction_results", "highestscore", "predictions", "features_index", "summary")}
-    return ReduceResult(True, str(run.root), [], summary, files)
+    return ReduceResult(True, str(run.root), [], summary, _files(run, plan))
 
 
 class _stop_signals:
@@ -329,7 +426,7 @@ class _alone:
         for leftover in self.run.results.glob(".reduce-*"):
             shutil.rmtree(leftover, ignore_errors=True)
         provenance = self.run.provenance("reduce")
-        for leftover in (*self.run.results.glob(".*.tmp"),
+        for leftover in (*self.run.results.glob("**/.*.tmp"),
                          *provenance.parent.glob(f".{provenance.name}.*.tmp")):
             leftover.unlink(missing_ok=True)
 
@@ -338,31 +435,103 @@ class _alone:
         return False
 
 
-def _write_results(run: RunDir, plan: Plan, scratch: Path) -> dict:
-    totals, paths = _Totals(), []
-    with ChunkTable(scratch) as table:
-        for shard in plan.shards:
-            paths.append(scratch / f"shard-{index_name(shard.index)}.tsv")
-            with open(paths[-1], "w", encoding="utf-8") as out:
-                _extract_shard(run, load_manifest(run, shard.index), table, out, totals)
-            fault_point("reduce.shard", shard.index)
-        with atomic_text(run.prediction_results) as results, atomic_text(run.predictions) as preds:
-            accounting = _check_identity(plan, _merge(paths, results, preds), totals)
-            fault_point("reduce.merged")
-        with atomic_text(run.highestscore) as out:
-            chunk_rows = table.write(out)
+def _files(run: RunDir, plan: Plan) -> dict[str, str]:
+    names = ("features_index", "summary")
+    if not plan.per_sample:
+        names = ("prediction_results", "highestscore", "predictions", *names)
+        return {name: str(getattr(run, name)) for name in names}
+    folders = f"{run.results}/<sample>/ (one folder per sample, {len(plan.samples)})"
+    return {"samples": str(run.samples_table), "per_sample": folders,
+            **{name: str(getattr(run, name)) for name in names}}
+
+
+def _write_results(run: RunDir, plan: Plan, table: ChunkTable, scratch: Path) -> dict:
+    paths = [_scratch_file(scratch, shard.index) for shard in plan.shards]
+    accounts = _merge(plan, paths, table, scratch / "out")
+    fault_point("reduce.merged")
+    totals = _totals(plan, accounts)
+    staged = []
+    for index, sample in enumerate(plan.samples):  # every sample adds up: publish
+        final = run.outputs(sample.name if plan.per_sample else None)
+        make_dirs(final.root)
+        staged += zip(ResultFiles(scratch / "out" / f"{index:08d}"), final)
+    if plan.per_sample:
+        _write_samples_table(scratch / "out" / "samples.tsv", accounts)
+        staged.append((scratch / "out" / "samples.tsv", run.samples_table))
+    _publish(staged)
     atomic_write(run.features_index, json.dumps(_features_index(run, plan), indent=1) + "\n")
-    summary = _summary(plan, totals, accounting, chunk_rows)
+    summary = _summary(plan, totals, accounts)
     atomic_write(run.summary, json.dumps(summary, indent=1, sort_keys=True) + "\n")
     return summary
 
 
-def _summary(plan: Plan, totals: _Totals, accounting: dict, chunk_rows: int) -> dict:
-    counts = totals.counts
-    return {**accounting, "skipped_by_reason": dict(sorted(totals.skipped.items())),
-            "virus_sequences": counts["virus"], "others_sequences": counts["others"],
-            "chunks": counts["chunks"], "scored_chunks": counts["scored_chunks"],
-            "virus_chunks": counts["virus_chunks"], "highestscore_rows": chunk_rows,
-            "kept_frames": counts["kept_frames"], "shards": len(plan.shards),
-            "fingerprint": plan.fingerprint, "chunk_size": plan.chunk_size, "profile": plan.profile,
-            "call_rule": CALL_RULE, "time": time.time()}
+def _publish(staged: list[tuple[Path, Path]]) -> None:
+    """Each staged file renamed over its result (fsio.publish); if one fails, those this call
+    published are removed again (summary.json, removed first and written last, is absent)."""
+    done: list[Path] = []
+    try:
+        for source, target in staged:
+            publish(source, target)
+            done.append(target)
+    except BaseException:
+        for target in done:
+            target.unlink(missing_ok=True)
+        raise
+
+
+def _totals(plan: Plan, accounts: list[dict]) -> dict:
+    """The whole run's counts; checks input sequences = predicted + skipped over all samples."""
+    total, reasons = Counter(), Counter()
+    for account in accounts:
+        total.update({k: v for k, v in account.items() if isinstance(v, int)})
+        reasons.update(account["skipped_by_reason"])
+    if not (plan.sequences == total["input_sequences"] == total["predicted"] + total["skipped"]):
+        raise IntegrityError(f"accounting does not add up: {plan.sequences} input sequences, "
+                             f"{total['input_sequences']} merged, {total['predicted']} predicted "
+                             f"+ {total['skipped']} skipped")
+    return {"input_sequences": plan.sequences, "predicted": total["predicted"],
+            "skipped": total["skipped"],
+            "identity": "input_sequences = predicted + skipped: holds",
+            "skipped_by_reason": dict(sorted(reasons.items())),
+            **{k: total[k] for k in ("virus_sequences", "others_sequences", *COUNTS[3:])}}
+
+
+def _write_samples_table(path: Path, accounts: list[dict]) -> None:
+    """samples.tsv: one row per sample, then the sheet's other columns."""
+    extra = list(dict.fromkeys(k for a in accounts for k in a["metadata"]))
+    with open(path, "w", encoding="utf-8") as out:
+        out.write("\t".join([*SAMPLES_HEADER, *extra]) + "\n")
+        for a in accounts:
+            reasons = [a["skipped_by_reason"].get(r, 0) for r in SKIP_REASONS]
+            row = [a["sample"], a["input_sequences"], a["predicted"], a["virus_sequences"],
+                   a["others_sequences"], a["skipped"], *reasons, a["kept_frames"], a["fasta"],
+                   *(a["metadata"].get(k, "") for k in extra)]
+            out.write("\t".join(map(str, row)) + "\n")
+
+
+def _features_index(run: RunDir, plan: Plan) -> dict:
+    shards = []
+    for shard in plan.shards:
+        task, done = run.task(shard.index), read_done(run.task(shard.index))
+        parts = [{**entry, "path": run.relative(task.part(entry["index"])),
+                  "sidecar": run.relative(task.sidecar(entry["index"]))} for entry in done["parts"]]
+        shards.append({"index": shard.index, "rows": done["rows"], "manifest": shard.manifest,
+                       "accounting": run.relative(task.accounting), "parts": parts})
+    first = read_done(run.task(0))
+    return {"format": 1, "fingerprint": plan.fingerprint, "widths": first["widths"],
+            "fingerprints": first["fingerprints"],
+            "layout": "tensors dnabert [n, widths.dnabert] then esm [n, widths.esm] and scores "
+                      "[n, 2] per part; rows in each shard's input order, frame IDs in the "
+                      "sidecars; "
+                      "the input ordinals and samples of a shard's sequences are in its manifest",
+            "samples": [s.name for s in plan.samples],
+            "shards": shards}
+
+
+def _summary(plan: Plan, totals: dict, accounts: list[dict]) -> dict:
+    summary = {**totals, "shards": len(plan.shards), "fingerprint": plan.fingerprint,
+               "chunk_size": plan.chunk_size, "profile": plan.profile, "call_rule": CALL_RULE,
+               "time": time.time()}
+    if plan.per_sample:
+        summary["samples"] = accounts
+    return summary

@@ -4,7 +4,9 @@ Everything is derived from what the run left on disk: `results/summary.json` (th
 accounting), `predictions.tsv` (one row per input sequence), `prediction_results.txt` (scores
 per kept frame), `plan.json` (options, profile, models), `tasks/*/DONE` (per-shard start, end,
 host, GPU, rate), the feature parts' mtimes (throughput over time), `provenance/*.json` and the
-model cache's entry manifests (when the cache is on this machine).
+model cache's entry manifests (when the cache is on this machine). In a run of several samples
+the per-row files are each sample's (`results/<sample>/`, read in sample order, a sequence
+named `SAMPLE/ID`), and the page adds a table of `results/samples.tsv`.
 
 Memory and time stay bounded however many sequences the run holds: `predictions.tsv` is read
 once (fixed-bin histograms, a heap of the longest N or the named sequences, each one's first
@@ -20,6 +22,7 @@ The page is one function per section (`SECTIONS`), each taking the collected `Ru
 from __future__ import annotations
 
 import base64
+import csv
 import heapq
 import html
 import json
@@ -39,8 +42,8 @@ from .errors import ConfigError, IntegrityError, UserError
 from .fsio import atomic_write
 from .outputs import PREDICTION_HEADER, is_virus
 from .plan import Plan, load_plan
-from .reduce import PREDICTIONS_HEADER
-from .rundir import RunDir
+from .reduce import PREDICTIONS_HEADER, SAMPLES_HEADER
+from .rundir import ResultFiles, RunDir
 from .runconfig import RunConfig
 from .sequences.prepare import SKIP_REASONS, chunk_spans
 from .store import frame_key, read_done
@@ -53,6 +56,7 @@ MAX_SHARD_ROWS = 100
 CALLS = ("virus", "others")
 PACKAGES = ("virnuc-hpc", "torch", "transformers", "fair-esm", "numpy", "safetensors",
             "submitit", "matplotlib")
+SAMPLE_COUNTS = frozenset(SAMPLES_HEADER[1:-1])
 TINY_NOTE = ("tiny model profile: random weights, these results are NOT biologically "
              "meaningful")
 
@@ -63,10 +67,12 @@ ID, LENGTH, KEPT, BEST, CALL, REASON = map(PREDICTIONS_HEADER.index, (
     "sequence_id", "length", "kept_frames", "best_virus_score", "call", "skip_reason"))
 
 class SequenceRow(NamedTuple):
-    """A predictions.tsv row, its input ordinal and its first row in prediction_results.txt."""
+    """A predictions.tsv row, its input ordinal (over the samples, in order), its sample ("" in
+    a run of one file) and its first row in its prediction_results.txt."""
 
     ordinal: int
     first_frame: int
+    sample: str
     id: str
     length: int
     chunks: int
@@ -77,11 +83,16 @@ class SequenceRow(NamedTuple):
     skip_reason: str
 
 
-def _row(ordinal: int, first_frame: int, fields: list[str]) -> SequenceRow:
+def _row(ordinal: int, first_frame: int, sample: str, fields: list[str]) -> SequenceRow:
     """The row of `fields`, in PREDICTIONS_HEADER's column order."""
     _, length, chunks, kept, virus_chunks, *rest = fields
-    return SequenceRow(ordinal, first_frame, fields[ID], int(length), int(chunks), int(kept),
-                       int(virus_chunks), *rest)
+    return SequenceRow(ordinal, first_frame, sample, fields[ID], int(length), int(chunks),
+                       int(kept), int(virus_chunks), *rest)
+
+
+def qualified(sample: str, sequence_id: str) -> str:
+    """How a sequence is named on the page and in --sequences: `SAMPLE/ID` in a study."""
+    return f"{sample}/{sequence_id}" if sample else sequence_id
 
 
 class Histogram:
@@ -132,14 +143,14 @@ class Longest:
     def __init__(self, n: int):
         self.n, self._heap = n, []
 
-    def offer(self, ordinal: int, first_frame: int, fields: list[str]) -> None:
+    def offer(self, ordinal: int, first_frame: int, sample: str, fields: list[str]) -> None:
         if fields[CALL] not in CALLS:
             return
         key = (int(fields[LENGTH]), -ordinal)
         if len(self._heap) < self.n:
-            heapq.heappush(self._heap, (key, _row(ordinal, first_frame, fields)))
+            heapq.heappush(self._heap, (key, _row(ordinal, first_frame, sample, fields)))
         elif key > self._heap[0][0]:
-            heapq.heapreplace(self._heap, (key, _row(ordinal, first_frame, fields)))
+            heapq.heapreplace(self._heap, (key, _row(ordinal, first_frame, sample, fields)))
 
     def rows(self, path: Path) -> list[SequenceRow]:
         return [row for _, row in sorted(self._heap, reverse=True)]
@@ -155,9 +166,10 @@ class Named:
         self.ids = list(dict.fromkeys(ids))
         self._wanted, self._found = set(self.ids), {}
 
-    def offer(self, ordinal: int, first_frame: int, fields: list[str]) -> None:
-        if fields[ID] in self._wanted and fields[ID] not in self._found:
-            self._found[fields[ID]] = _row(ordinal, first_frame, fields)
+    def offer(self, ordinal: int, first_frame: int, sample: str, fields: list[str]) -> None:
+        name = qualified(sample, fields[ID])
+        if name in self._wanted and name not in self._found:
+            self._found[name] = _row(ordinal, first_frame, sample, fields)
 
     def rows(self, path: Path) -> list[SequenceRow]:
         missing = [i for i in self.ids if i not in self._found]
@@ -165,27 +177,30 @@ class Named:
             shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if
                                               len(missing) > 5 else "")
             raise UserError(f"{path}: no input sequence {shown}; fix: give IDs from its "
-                            "sequence_id column (--sequences ID,...)")
+                            "sequence_id column (--sequences ID,...; SAMPLE/ID in a run of "
+                            "several samples)")
         return [self._found[i] for i in self.ids]
 
     def describe(self) -> str:
         return "The sequences named with --sequences"
 
 
-def scan_predictions(path: Path, selector: Longest | Named) -> Tally:
-    """One pass over predictions.tsv: the tally, and the selector's sequences."""
-    tally, first_frame = Tally(), 0
+def scan_predictions(path: Path, selector: Longest | Named, tally: Tally | None = None,
+                     sample: str = "", start: int = 0) -> tuple[Tally, int]:
+    """One pass over a predictions.tsv: the tally (added to `tally`), the selector's
+    sequences (numbered from `start`), and the number of rows."""
+    tally, first_frame, rows = tally or Tally(), 0, 0
     with open(path, encoding="utf-8") as handle:
         if handle.readline().rstrip("\n").split("\t") != list(PREDICTIONS_HEADER):
             raise IntegrityError(f"{path}: not a predictions.tsv header; rerun `virnuc-hpc "
                                  "reduce` on this run")
-        for ordinal, line in enumerate(handle):
+        for rows, line in enumerate(handle, 1):
             fields = line.rstrip("\n").split("\t")
             tally.add(fields)
-            selector.offer(ordinal, first_frame, fields)
+            selector.offer(start + rows - 1, first_frame, sample, fields)
             first_frame += int(fields[KEPT])
     tally.flush()
-    return tally
+    return tally, rows
 
 
 # --- pass 2: prediction_results.txt ---------------------------------------------------------
@@ -338,6 +353,7 @@ class RunReport:
     models: list[ModelRow]
     provenance: dict[str, dict]
     versions: dict[str, str]
+    samples: list[dict[str, str]] = field(default_factory=list)
     created: float = field(default_factory=time.time)
 
     @property
@@ -380,24 +396,45 @@ def collect(run_dir: str | os.PathLike, sequences: list[str] | None = None,
     run = RunDir(run_dir)
     selector = check_selection(sequences, DEFAULT_TOP if top is None else top)
     plan, summary = load_plan(run.root), load_summary(run)
-    tally = scan_predictions(run.predictions, selector)
-    _check_agrees(run, summary, tally)
-    rows = selector.rows(run.predictions)
-    scores = chunk_scores(run.prediction_results, rows, plan.chunk_size)
+    sets, tally, start = result_sets(run, plan), Tally(), 0
+    for sample, files in sets:
+        tally, rows = scan_predictions(files.predictions, selector, tally, sample, start)
+        start += rows
+    where = run.results if plan.per_sample else run.predictions
+    _check_agrees(run, where, summary, tally)
+    rows, scores = selector.rows(where), {}
+    for sample, files in sets:
+        if mine := [row for row in rows if row.sample == sample]:
+            scores.update(chunk_scores(files.prediction_results, mine, plan.chunk_size))
     tracks = [Track(row, scores.get(row.ordinal, [])) for row in rows]
     return RunReport(run, plan, summary, tally, tracks, selector.describe(),
                      shard_runs(run, plan), part_times(run, plan), model_rows(run, plan),
-                     provenance(run), versions())
+                     provenance(run), versions(), sample_rows(run, plan))
 
 
-def _check_agrees(run: RunDir, summary: dict, tally: Tally) -> None:
+def result_sets(run: RunDir, plan: Plan) -> list[tuple[str, ResultFiles]]:
+    """("", RUN/results/) for a run of one file; (name, RUN/results/<name>/) per sample."""
+    if not plan.per_sample:
+        return [("", run.outputs())]
+    return [(sample.name, run.outputs(sample.name)) for sample in plan.samples]
+
+
+def sample_rows(run: RunDir, plan: Plan) -> list[dict[str, str]]:
+    """results/samples.tsv's rows (none in a run of one file)."""
+    if not plan.per_sample:
+        return []
+    with open(run.samples_table, encoding="utf-8") as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))
+
+
+def _check_agrees(run: RunDir, where: Path, summary: dict, tally: Tally) -> None:
     counted = {"virus_sequences": tally.calls["virus"], "others_sequences": tally.calls["others"],
                "skipped": tally.calls["skipped"],
                "input_sequences": sum(tally.calls.values()),
                "skipped_by_reason": dict(sorted(tally.skipped_by_reason.items()))}
     differ = [key for key, value in counted.items() if summary.get(key) != value]
     if differ:
-        raise IntegrityError(f"{run.predictions} and {run.summary} disagree on "
+        raise IntegrityError(f"{where} and {run.summary} disagree on "
                              f"{', '.join(differ)}; rerun `virnuc-hpc reduce {run.root}`")
 
 
@@ -436,7 +473,8 @@ def _figure_track(track: Track):
     from .figures import Track as FigureTrack
 
     row = track.row
-    title = f"{row.id}  ({row.length:,} bp, {row.chunks:,} chunks, {row.call})"
+    title = f"{qualified(row.sample, row.id)}  ({row.length:,} bp, {row.chunks:,} chunks, " \
+            f"{row.call})"
     note = f"skipped ({row.skip_reason}): no kept frame" if not row.kept_frames else ""
     return FigureTrack(title, row.length, [tuple(c) for c in track.chunks], note)
 
@@ -548,9 +586,9 @@ def frames_section(r: RunReport, images: dict) -> str:
 
 
 def prediction_section(r: RunReport, images: dict) -> str:
-    rows = [(t.row.id, t.row.length, t.row.chunks, t.row.kept_frames, t.row.virus_chunks,
-             t.row.best_virus_score or "—", t.row.call, t.row.skip_reason or "")
-            for t in r.tracks]
+    rows = [(qualified(t.row.sample, t.row.id), t.row.length, t.row.chunks, t.row.kept_frames,
+             t.row.virus_chunks, t.row.best_virus_score or "—", t.row.call,
+             t.row.skip_reason or "") for t in r.tracks]
     return section("Prediction along the sequences (prediction.png)",
                    f"<p>{esc(r.selection)}: per chunk the best score over its kept frames, "
                    "<span class=virus>red</span> when the chunk is virus (max score2 &ge; max "
@@ -604,9 +642,7 @@ def _cache_cells(m: ModelRow) -> tuple[str, str, Html | str, str]:
 def options_section(r: RunReport, images: dict) -> str:
     p = r.plan
     config = asdict(RunConfig.from_dict(p.config))
-    rows = [("input", p.input.get("path")), ("input sha256", p.input.get("sha256")),
-            ("input bytes", p.input.get("bytes")), ("chunk size", p.chunk_size),
-            ("model profile", p.profile),
+    rows = [*_input_rows(p), ("chunk size", p.chunk_size), ("model profile", p.profile),
             *((f"option {k}", "default" if v is None else v) for k, v in config.items()),
             ("shards", len(p.shards)), ("imbalance (max/mean chunks)", f"{p.imbalance:.4f}"),
             ("run fingerprint", p.fingerprint), ("planned with virnuc-hpc", p.package_version)]
@@ -619,9 +655,31 @@ def options_section(r: RunReport, images: dict) -> str:
                    table(("package", "version"), r.versions.items()))
 
 
+def _input_rows(p: Plan) -> list[tuple[str, object]]:
+    if not p.per_sample:
+        source = p.samples[0]
+        return [("input", source.path), ("input sha256", source.sha256),
+                ("input bytes", source.bytes)]
+    return [("samples", len(p.samples)), ("sample sheet", p.sheet or "— (files given)"),
+            ("input bytes", sum(s.bytes for s in p.samples))]
+
+
+def samples_section(r: RunReport, images: dict) -> str:
+    """A study's samples.tsv as a table (no section for a run of one file)."""
+    if not r.samples:
+        return ""
+    header = [h for h in r.samples[0] if h != "fasta"]
+    numeric = [i for i, h in enumerate(header) if h in SAMPLE_COUNTS]
+    rows = [[int(row[h]) if h in SAMPLE_COUNTS else row[h] for h in header] for row in r.samples]
+    return section(f"Samples ({len(r.samples):,})",
+                   "<p>Per sample (<code>results/samples.tsv</code>; its files are in "
+                   "<code>results/&lt;sample&gt;/</code>): input sequences = predicted + "
+                   "skipped.</p>", table(header, rows, numeric=numeric))
+
+
 SECTIONS: tuple[Callable[[RunReport, dict], str], ...] = (
-    accounting_section, calls_section, frames_section, prediction_section, shards_section,
-    models_section, options_section)
+    accounting_section, samples_section, calls_section, frames_section, prediction_section,
+    shards_section, models_section, options_section)
 
 
 def page(r: RunReport, images: dict[str, bytes]) -> str:

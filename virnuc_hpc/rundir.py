@@ -12,6 +12,8 @@
     RUN/tasks/00000/REJECTED                        reduce's verdict on this DONE (why refused)
     RUN/results/prediction_results.txt, prediction_results_highestscore.csv,
                predictions.tsv, features_index.json, summary.json
+    RUN/results/<sample>/prediction_results.txt ... a run of several samples: each sample's
+               three files in its folder (none at the top), and RUN/results/samples.tsv
     RUN/results/report.html, prediction.png         the run report (derived from the above)
     RUN/provenance/<stage>.json                     who ran what, with which versions
     RUN/.virnuc-run                                 marks the folder as a run (claim_run_dir)
@@ -150,6 +152,28 @@ class TaskDir:
         return f"TaskDir({str(self.root)!r})"
 
 
+class ResultFiles:
+    """VirNucPro's two files and predictions.tsv, in RUN/results/ or RUN/results/<sample>/."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    @property
+    def prediction_results(self) -> Path:
+        return self.root / "prediction_results.txt"
+
+    @property
+    def highestscore(self) -> Path:
+        return self.root / "prediction_results_highestscore.csv"
+
+    @property
+    def predictions(self) -> Path:
+        return self.root / "predictions.tsv"
+
+    def __iter__(self) -> Iterator[Path]:
+        return iter((self.prediction_results, self.highestscore, self.predictions))
+
+
 class RunDir:
     """One run directory: the planner, the tasks, reduce and status all find files here."""
 
@@ -192,17 +216,25 @@ class RunDir:
     def results(self) -> Path:
         return self.root / "results"
 
+    def outputs(self, sample: str | None = None) -> ResultFiles:
+        """The per-row files of the run (`sample` None) or of one of its samples."""
+        return ResultFiles(self.results if sample is None else self.results / sample)
+
     @property
     def prediction_results(self) -> Path:
-        return self.results / "prediction_results.txt"
+        return self.outputs().prediction_results
 
     @property
     def highestscore(self) -> Path:
-        return self.results / "prediction_results_highestscore.csv"
+        return self.outputs().highestscore
 
     @property
     def predictions(self) -> Path:
-        return self.results / "predictions.tsv"
+        return self.outputs().predictions
+
+    @property
+    def samples_table(self) -> Path:
+        return self.results / "samples.tsv"
 
     @property
     def summary(self) -> Path:

@@ -6,6 +6,11 @@ size; with `deep=True` the full `verify_task`),
 `running` (fresh heartbeat, no DONE), `failed` (a FAILED marker newer than the heartbeat, a
 heartbeat gone stale without DONE, a last heartbeat (`ended`) without DONE, or - on the
 heartbeat's own host - its process gone without DONE), `pending` (nothing yet).
+
+Per sample (`by_sample`): shards fail, not samples, so a sample's progress is derived from
+the states of the shards that hold its sequences, weighted by how many of its chunks each
+holds (plan.json records that per shard): its share done, and a state (done when all those
+shards are, failed or corrupt when one is, running when one runs, else pending).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections import Counter
 from typing import Callable, Iterable
 
 from .errors import IntegrityError
@@ -146,11 +152,44 @@ def totals(shards: list[dict]) -> dict:
             "eta_s": round(left / chunk_rate, 1) if chunk_rate else (0.0 if not left else None)}
 
 
+def sample_progress(plan: Plan, shards: list[dict]) -> list[dict]:
+    """Per sample of the plan: its sequences and chunks, the shards it spans, the share done
+    and a state (see the module doc), from the shards' state records."""
+    rows = [{"sample": s.name, "sequences": s.sequences, "chunks": s.chunks, "shards": 0,
+             "done_fraction": 0.0, "shard_states": Counter()} for s in plan.samples]
+    for state, shard in zip(shards, plan.shards):
+        for sample, sequences, chunks in shard.samples:
+            row, weight = rows[sample], chunks if plan.samples[sample].chunks else sequences
+            whole = plan.samples[sample].chunks or plan.samples[sample].sequences
+            row["shards"] += 1
+            row["shard_states"][state["state"]] += 1
+            row["done_fraction"] += _fraction(state) * weight / whole
+    for row in rows:
+        row["done_fraction"] = round(min(1.0, row["done_fraction"]), 4)
+        row["state"], row["shard_states"] = _sample_state(row["shard_states"]), \
+            dict(sorted(row["shard_states"].items()))
+    return rows
+
+
+def _sample_state(states: Counter) -> str:
+    if set(states) == {"done"}:
+        return "done"
+    for state in ("corrupt", "failed", "running"):
+        if states[state]:
+            return state
+    return "pending"
+
+
 def run_status(run_dir: str | os.PathLike, now: float | None = None,
-               stale_after: float = STALE_AFTER_S, deep: bool = False) -> dict:
-    """`{"shards": [{"index": 0, "state": "done", ...}], "totals": {...}}` (status --json)."""
+               stale_after: float = STALE_AFTER_S, deep: bool = False,
+               by_sample: bool = False) -> dict:
+    """`{"shards": [{"index": 0, "state": "done", ...}], "totals": {...}}` (status --json),
+    and `"samples": [...]` (`sample_progress`) with `by_sample`."""
     shards = task_states(run_dir, now, stale_after, deep)
-    return {"shards": shards, "totals": totals(shards)}
+    report = {"shards": shards, "totals": totals(shards)}
+    if by_sample:
+        report["samples"] = sample_progress(load_plan(run_dir), shards)
+    return report
 
 
 def pending_indices(run_dir: str | os.PathLike, states: Iterable[str] = RESUBMIT_STATES,
@@ -166,7 +205,10 @@ def pending_indices(run_dir: str | os.PathLike, states: Iterable[str] = RESUBMIT
 
 
 def format_table(status: dict) -> str:
-    """Plain-text status: one line per shard, then the totals."""
+    """Plain-text status: one line per shard (per sample, when the status has samples), then
+    the totals."""
+    if "samples" in status:
+        return "\n".join([*_sample_lines(status["samples"]), _total_line(status["totals"])])
     lines = [f"{'index':>6} {'state':<8} {'rows':>17} {'rate/s':>9} {'beat_age':>9}  log / reason"]
     for s in status["shards"]:
         rows = f"{s['rows_done'] if s['rows_done'] is not None else '-'}/" \
@@ -175,11 +217,24 @@ def format_table(status: dict) -> str:
         age = f"{s['heartbeat_age_s']:.0f}s" if s["heartbeat_age_s"] is not None else "-"
         lines.append(f"{s['index']:>6} {s['state']:<8} {rows:>17} {rate:>9} {age:>9}  "
                      f"{s['reason'] or s['log']}")
-    t = status["totals"]
+    return "\n".join([*lines, _total_line(status["totals"])])
+
+
+def _total_line(t: dict) -> str:
     eta = "-" if t["eta_s"] is None else f"{t['eta_s']:.0f} s"
-    lines.append(f"total: {t['shards']} shards, " + ", ".join(f"{t[k]} {k}" for k in STATES)
-                 + f"; {t['chunks_done']:.0f}/{t['chunks']} chunks; ETA {eta}")
-    return "\n".join(lines)
+    return (f"total: {t['shards']} shards, " + ", ".join(f"{t[k]} {k}" for k in STATES)
+            + f"; {t['chunks_done']:.0f}/{t['chunks']} chunks; ETA {eta}")
+
+
+def _sample_lines(samples: list[dict]) -> list[str]:
+    width = max([6, *(len(s["sample"]) for s in samples)])
+    lines = [f"{'sample':<{width}} {'sequences':>11} {'shards':>7} {'done':>7}  state "
+             "(shards by state)"]
+    for s in samples:
+        spread = ", ".join(f"{n} {state}" for state, n in s["shard_states"].items())
+        lines.append(f"{s['sample']:<{width}} {s['sequences']:>11,} {s['shards']:>7} "
+                     f"{100 * s['done_fraction']:>6.1f}%  {s['state']} ({spread})")
+    return lines
 
 
 def finished(status: dict) -> bool:
@@ -188,10 +243,11 @@ def finished(status: dict) -> bool:
 
 
 def watch(run_dir: str | os.PathLike, every: float, show: Callable[[dict], None],
-          deep: bool = False, sleep: Callable[[float], None] = time.sleep) -> dict:
+          deep: bool = False, sleep: Callable[[float], None] = time.sleep,
+          by_sample: bool = False) -> dict:
     """Call `show(run_status(...))` every `every` seconds until `finished`; the last status."""
     while True:
-        status = run_status(run_dir, deep=deep)
+        status = run_status(run_dir, deep=deep, by_sample=by_sample)
         show(status)
         if finished(status):
             return status

@@ -19,7 +19,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 from safetensors.numpy import load as load_tensors
@@ -33,6 +33,7 @@ from .rundir import TaskDir, check_record_paths, parse_index
 FORMAT = 1
 TENSORS = ("dnabert", "esm", "scores")
 ACCOUNTING_COLUMNS = ("id", "length", "chunks", "kept_frames", "skip_reason")
+PartHook = Callable[[int, Sequence[str], Mapping[str, np.ndarray]], None]
 FRAME_SUFFIX = re.compile(r"_chunk_([1-9][0-9]*)[FR][123]\Z")
 
 
@@ -389,19 +390,22 @@ class _Check:
     expected: Expectation
     done: dict
     problems: list[str] = field(default_factory=list)
+    on_part: PartHook | None = None
 
     def fail(self, message: str) -> None:
         self.problems.append(message)
 
 
-def verify_task(task_dir: str | os.PathLike, expected: Expectation) -> list[str]:
+def verify_task(task_dir: str | os.PathLike, expected: Expectation,
+                on_part: PartHook | None = None) -> list[str]:
     """Every problem that stops this shard from being merged; [] when it is complete.
 
     Checks: DONE present; the accounting matches DONE's digest and the expected sequences
     (IDs, order, lengths, chunks); every listed part exists with DONE's sha256 and byte count,
     its sidecar agrees, its tensors have the declared widths, float32 and finite values; the
     frame IDs follow the accounting (each sequence's kept frames, in order); the same widths
-    and fingerprints everywhere (and as expected, when given).
+    and fingerprints everywhere (and as expected, when given). `on_part(k, frame IDs,
+    tensors)` is told each part that passes, from the same read (reduce merges from it).
     """
     task = TaskDir(task_dir)
     try:
@@ -410,7 +414,7 @@ def verify_task(task_dir: str | os.PathLike, expected: Expectation) -> list[str]
         return [str(exc)]
     if done is None:
         return ["DONE missing or unreadable (the task did not finish)"]
-    check = _Check(task, expected, done)
+    check = _Check(task, expected, done, on_part=on_part)
     _check_declared(check)
     accounting = _check_accounting(check)
     frame_ids = _check_parts(check)
@@ -507,7 +511,12 @@ def _check_part(check: _Check, entry: dict, row_start: int) -> list[str] | None:
         return None
     if not _sidecar_agrees(check, k, sidecar, entry, row_start):
         return None
-    return sidecar["ids"] if _tensors_ok(check, k, data, entry["rows"]) else None
+    tensors = _checked_tensors(check, k, data, entry["rows"])
+    if tensors is None:
+        return None
+    if check.on_part is not None:
+        check.on_part(k, sidecar["ids"], tensors)
+    return sidecar["ids"]
 
 
 def _sidecar_agrees(check: _Check, k: int, sidecar: dict | None, entry: dict,
@@ -528,12 +537,13 @@ def _sidecar_agrees(check: _Check, k: int, sidecar: dict | None, entry: dict,
     return agree
 
 
-def _tensors_ok(check: _Check, k: int, data: bytes, rows: int) -> bool:
+def _checked_tensors(check: _Check, k: int, data: bytes, rows: int) -> dict | None:
+    """The part's tensors when they have the declared shapes and finite values, else None."""
     try:
         tensors = load_tensors(data)
     except Exception as exc:  # safetensors raises its own error type on a bad header
         check.fail(f"part {k}: unreadable safetensors ({exc})")
-        return False
+        return None
     widths = check.done.get("widths") or {}
     for name in TENSORS:
         array = tensors.get(name)
@@ -541,11 +551,11 @@ def _tensors_ok(check: _Check, k: int, data: bytes, rows: int) -> bool:
             shape = None if array is None else (array.shape, str(array.dtype))
             check.fail(f"part {k}: tensor {name} is {shape}, "
                        f"expected float32 ({rows}, {widths.get(name)})")
-            return False
+            return None
         if not np.isfinite(array).all():
             check.fail(f"part {k}: tensor {name} has NaN or infinite values")
-            return False
-    return True
+            return None
+    return tensors
 
 
 def frame_key(frame_id: str, sequence_id: str) -> tuple[int, str] | None:

@@ -29,7 +29,7 @@ from . import plan as planning
 from .errors import IntegrityError, UserError
 from .faults import fault_point
 from .fsio import make_dirs
-from .embed import DnabertEncoder, EsmEncoder
+from .embed import MIN_BATCH_TOKENS, DnabertEncoder, EsmEncoder
 from .models import LoadedModels, resolve_profile
 from .progress import Progress
 from .rundir import RunDir, contained
@@ -275,7 +275,11 @@ class FramePipeline:
         return nucleotide, protein, self.scores(np.concatenate([nucleotide, protein], axis=1))
 
     def scores(self, features: np.ndarray) -> np.ndarray:
+        """Softmax of the classifier, padded to `MIN_BATCH_TOKENS` rows like the encoders'
+        batches, so that a frame's scores never depend on how many frames share its part."""
+        padded = np.zeros((max(len(features), MIN_BATCH_TOKENS), features.shape[1]), np.float32)
+        padded[:len(features)] = features
         with torch.inference_mode():
-            logits = self.classifier(torch.from_numpy(features).to(self.device))
-            return torch.softmax(logits.float(), dim=1).cpu().numpy()
+            logits = self.classifier(torch.from_numpy(padded).to(self.device))
+            return torch.softmax(logits.float(), dim=1).cpu().numpy()[:len(features)]
 

@@ -17,6 +17,7 @@ from virnuc_hpc.executors import (COMPLETED, FAILED, executor_for_run, latest_jo
 from virnuc_hpc.executors.slurm import (SlurmExecutor, merge_view, scheduler_view,
                                         split_arrays)
 from virnuc_hpc.profiles import profile_from_dict
+from virnuc_hpc.rundir import RunDir
 
 WAIT_S = 120
 
@@ -464,3 +465,43 @@ def test_scancel_mid_run_then_resubmit_equals_a_clean_run(slurm_cluster, tiny_ca
     cli("submit", reads, "--run-dir", clean, *common, "--profile", "local", "--parallel", "2")
     for name in RESULT_FILES:
         assert (on_slurm / "results" / name).read_bytes() == (clean / "results" / name).read_bytes()
+
+
+def test_a_study_on_slurm_resubmits_a_cancelled_shard_and_equals_a_local_run(
+        slurm_cluster, tiny_cache, tmp_path):
+    """12 samples in one array of 3 shards: one shard cancelled while it runs, the samples it
+    holds shown unfinished by `status --by-sample`; resubmit reruns that shard alone; each
+    sample's files, and samples.tsv, equal a local run's."""
+    from tests.helpers import run_cli
+    from tests.helpers_study import write_study
+
+    sizes = [300, 1, 40, 5, 8, 200, 3, 2, 150, 6, 90, 4]
+    sheet, samples = write_study(tmp_path / "inputs", sizes)
+    config = tmp_path / "run.yaml"
+    config.write_text("part_rows: 4\n")          # many small parts: the shard runs a while
+    common = ("--samplesheet", sheet, "--models", "tiny", "--shards", "3", "--chunk-size", "300",
+              "--config", config)
+    on_slurm, local = tmp_path / "slurm", tmp_path / "local"
+    cli("submit", "--run-dir", on_slurm, *common, "--partition", "debug", "--time", "10",
+        "--cpus-per-task", "1", "--mem", "1G", "--array-parallelism", "2")
+    sub = submissions(read_record(on_slurm))[-1]
+    wait_for(on_slurm / "tasks" / "00001" / "heartbeat.json", timeout_s=WAIT_S)
+    subprocess.run(["scancel", sub.jobs[1]], check=True)
+    outcome = wait_latest(on_slurm)
+    assert outcome.failed == [1] and outcome.reduce.state == FAILED
+    status = json.loads(run_cli("status", on_slurm, "--json", "--by-sample").stdout)
+    shards = json.loads((on_slurm / "plan.json").read_text())["shards"]
+    in_one = {sample for sample, _, _ in shards[1]["samples"]}
+    for k, row in enumerate(status["samples"]):
+        assert row["state"] == ("failed" if k in in_one else "done"), row
+        assert (row["done_fraction"] < 1) == (k in in_one), row
+    assert "resubmitted shard(s) 1" in cli("resubmit", on_slurm)
+    assert list(submissions(read_record(on_slurm))[-1].jobs) == [1]
+    outcome = wait_latest(on_slurm)
+    assert outcome.failed == [] and outcome.reduce.state == COMPLETED
+    cli("predict", *common, "-o", local, "--parallel", "2", "--quiet")
+    for name, _ in samples:
+        for ours, theirs in zip(RunDir(on_slurm).outputs(name), RunDir(local).outputs(name)):
+            assert ours.read_bytes() == theirs.read_bytes(), f"{name}/{ours.name}"
+    assert (on_slurm / "results" / "samples.tsv").read_bytes() == \
+        (local / "results" / "samples.tsv").read_bytes()

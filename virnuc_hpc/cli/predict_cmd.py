@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from .plan_cmd import add_plan_options, plan_from_args
+from .plan_cmd import add_input_arguments, add_plan_options, plan_from_args, same_run, study_from
 from .reduce_cmd import reduce_and_report
 from .run_cmd import add_progress_options, progress_options
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("predict", help="plan, run locally and reduce in one command",
-                       description="The one-machine path: results land in OUT/results/.")
-    p.add_argument("input", help="FASTA or FASTQ file: plain, gzip/bgzip, bzip2, xz or zstd")
+                       description="The one-machine path: results land in OUT/results/ "
+                                   "(OUT/results/<sample>/ for several samples).")
+    add_input_arguments(p)
     p.add_argument("-o", "--out", required=True, metavar="OUT", help="run directory")
     add_plan_options(p, run_dir_required=False)
     p.add_argument("--parallel", type=int, default=1, metavar="K")
@@ -22,21 +23,20 @@ def run(args) -> int:
     from ..rundir import RunDir, driving
     from ..runner import run_local
 
+    study = study_from(args)
     with driving(RunDir(args.out), "predict"):
-        _plan_or_resume(args)
+        _plan_or_resume(args, study)
         run_local(args.out, parallel=args.parallel, **progress_options(args))
         return reduce_and_report(args.out)
 
 
-def _plan_or_resume(args) -> None:
+def _plan_or_resume(args, study) -> None:
     """Plan OUT, or resume it when it is a run of the same inputs, models and options."""
     from ..errors import UserError
-    from ..plan import load_plan
     from ..rundir import RunDir
 
     if not RunDir(args.out).plan.exists():
-        plan_from_args(args, args.out)
-    elif plan_from_args(args, args.out, dry_run=True).fingerprint != \
-            load_plan(args.out).fingerprint:
+        plan_from_args(args, study, args.out)
+    elif not same_run(args, study, args.out):
         raise UserError(f"{args.out} holds a run of other inputs, models or options; "
                         "give a new -o/--out (or the same arguments to resume it)")

@@ -29,7 +29,8 @@ def reduce_and_report(run_dir) -> int:
     summary = result.summary or {}
     print(f"{summary.get('input_sequences')} input sequences: {summary.get('predicted')} "
           f"predicted ({summary.get('virus_sequences')} virus), {summary.get('skipped')} skipped "
-          f"{summary.get('skipped_by_reason', {})}")
+          f"{summary.get('skipped_by_reason', {})}"
+          + (f", in {len(summary['samples'])} samples" if "samples" in summary else ""))
     if load_plan(run_dir).profile == "tiny":
         print("note: the tiny model profile is random weights: these results are NOT "
               "biologically meaningful (use --models real)")

@@ -12,7 +12,8 @@ def add_parser(sub) -> None:
     p.add_argument("run_dir", metavar="RUN")
     pick = p.add_mutually_exclusive_group()
     pick.add_argument("--sequences", metavar="ID,...",
-                      help="draw these sequences in prediction.png, in this order")
+                      help="draw these sequences in prediction.png, in this order "
+                           "(SAMPLE/ID in a run of several samples)")
     pick.add_argument("--top", type=int, metavar="N",
                       help="draw the N longest predicted sequences (default 5)")
     p.set_defaults(func=run)

@@ -17,6 +17,10 @@ def add_parser(sub) -> None:
                                    "change). squeue is asked at most every 30 s.")
     p.add_argument("run_dir", metavar="RUN")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--by-sample", action="store_true",
+                   help="one line per sample instead of per shard: sequences, shards it "
+                        "spans, share done and state (from its shards'); with --json, a "
+                        "`samples` list beside the shards")
     p.add_argument("--verify", action="store_true",
                    help="re-hash every part of done shards (slower; finds corrupt ones)")
     p.add_argument("--watch", nargs="?", type=float, const=30.0, default=None,
@@ -31,13 +35,14 @@ def run(args) -> int:
     from ..status import format_table, run_status, watch
 
     if args.watch is None:
-        report = run_status(args.run_dir, deep=args.verify)
+        report = run_status(args.run_dir, deep=args.verify, by_sample=args.by_sample)
         print(json.dumps(report, indent=1) if args.json else format_table(report))
         return 0
     if args.watch <= 0:
         raise ConfigError(f"--watch must be a positive number of seconds, got {args.watch}")
     with _display(args) as show:
-        final = watch(args.run_dir, args.watch, show, deep=args.verify)
+        final = watch(args.run_dir, args.watch, show, deep=args.verify,
+                      by_sample=args.by_sample)
     return 0 if all(s["state"] == "done" for s in final["shards"]) else 1
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shlex
 
-from .plan_cmd import add_plan_options, plan_from_args
+from .plan_cmd import add_input_arguments, add_plan_options, plan_from_args, same_run, study_from
 
 OVERRIDES = (("--partition", str, "NAME"), ("--account", str, "NAME"), ("--qos", str, "NAME"),
              ("--time", str, "D-HH:MM:SS"), ("--gpus-per-task", int, "N"),
@@ -24,7 +24,7 @@ def add_parser(sub) -> None:
                                    "and limits (scontrol): a request no node could ever run "
                                    "is refused with one line naming the flags to lower "
                                    "(exit 2); a cluster that cannot be asked gets a warning.")
-    p.add_argument("input", help="FASTA or FASTQ, plain or gzip/bgzip")
+    add_input_arguments(p)
     add_plan_options(p)
     p.add_argument("--profile", default="slurm", metavar="NAME|FILE.yaml",
                    help="submit profile: slurm, apptainer, local, or a YAML file")
@@ -45,38 +45,38 @@ def profile_from_args(args):
     return load_profile(args.profile, **overrides)
 
 
-def existing_or_new_plan(args):
-    """The plan in RUN if it is for the same input, models and options; else plan now."""
+def existing_or_new_plan(args, study):
+    """The plan in RUN if it is for the same inputs, models and options; else plan now."""
     from ..errors import UserError
     from ..plan import load_plan
     from ..rundir import RunDir
 
     if not RunDir(args.run_dir).plan.exists():
-        return plan_from_args(args, args.run_dir, dry_run=args.dry_run)
-    existing = load_plan(args.run_dir)
-    if plan_from_args(args, args.run_dir, dry_run=True).fingerprint != existing.fingerprint:
+        return plan_from_args(args, study, args.run_dir, dry_run=args.dry_run)
+    if not same_run(args, study, args.run_dir):
         raise UserError(f"{args.run_dir} holds a run of other inputs, models or options; "
                         "give a new --run-dir (or the same arguments to continue this one)")
-    return existing
+    return load_plan(args.run_dir)
 
 
 def run(args) -> int:
     from ..rundir import RunDir, driving
 
     profile = profile_from_args(args)
+    study = study_from(args)             # every input and sheet row checked, nothing written
     fit = request_check(profile)
     if args.dry_run:
-        return _dry_run(args, profile, fit)
+        return _dry_run(args, study, profile, fit)
     if fit is not None:
         fit.require()                    # refuses before the plan writes RUN
     with driving(RunDir(args.run_dir), "submit"):
-        return _submit(args, profile)
+        return _submit(args, study, profile)
 
 
-def _dry_run(args, profile, fit) -> int:
+def _dry_run(args, study, profile, fit) -> int:
     from ..executors import make_executor, reduce_argv_for, task_argv_for
 
-    plan, executor = existing_or_new_plan(args), make_executor(profile)
+    plan, executor = existing_or_new_plan(args, study), make_executor(profile)
     print(plan.table())
     _print_dry_run(executor, args.run_dir, [s.index for s in plan.shards],
                    task_argv_for(profile, args.run_dir), reduce_argv_for(profile, args.run_dir))
@@ -87,10 +87,10 @@ def _dry_run(args, profile, fit) -> int:
     return 0
 
 
-def _submit(args, profile) -> int:
+def _submit(args, study, profile) -> int:
     from ..executors import make_executor, reduce_argv_for, task_argv_for
 
-    existing_or_new_plan(args)  # plans RUN, or checks that its plan is of these arguments
+    existing_or_new_plan(args, study)  # plans RUN, or checks its plan is of these arguments
     executor = make_executor(profile)
     task_argv, reduce_argv = task_argv_for(profile, args.run_dir), \
         reduce_argv_for(profile, args.run_dir)
