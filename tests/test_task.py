@@ -87,10 +87,18 @@ def test_run_task_is_idempotent(golden_run):
     assert read_done(task.root) == before
 
 
-@pytest.mark.parametrize("damage", ["bit flip", "truncation", "deleted part", "deleted DONE"])
-def test_reduce_refuses_damaged_shard_and_resubmit_repairs(tiny_cache, golden, tmp_path, damage):
-    run_dir = tmp_path / "run"
+@pytest.fixture(scope="module")
+def run_of_parts(tiny_cache, golden, tmp_path_factory):
+    """A complete run of 3 shards in parts of 64 frames, copied by each test that damages it."""
+    run_dir = tmp_path_factory.mktemp("run-of-parts") / "run"
     planned_run(golden / "generated/input.fa", run_dir, shards=3, part_rows=64)
+    return run_dir
+
+
+@pytest.mark.parametrize("damage", ["bit flip", "truncation", "deleted part", "deleted DONE"])
+def test_reduce_refuses_damaged_shard_and_resubmit_repairs(run_of_parts, tmp_path, damage):
+    run_dir = tmp_path / "run"
+    shutil.copytree(run_of_parts, run_dir, symlinks=True)
     clean = RunDir(run_dir).prediction_results.read_text()
     task = RunDir(run_dir).task(1)
     part = task.part(1)
@@ -131,12 +139,26 @@ def _rows_done(run_dir) -> int:
     return beat.get("rows_done") or 0
 
 
-def test_sigkill_at_random_moments_then_rerun_equals_clean_run(tiny_cache, golden, tmp_path):
-    """22 SIGKILLs at random moments of a task's life (start-up, model load, inference, part,
-    accounting and DONE writes), each followed by a rerun. Each kill lands at a random fraction
-    of the time the remaining work should take, so kills spread over the whole run; when a
-    rerun completes, its parts and results must equal a clean run's, byte for byte."""
-    inputs = golden / "generated/input.fa"
+@pytest.fixture(scope="module")
+def some_reads(golden, tmp_path_factory):
+    """The first 100 golden reads: enough parts for the process tests, a third of the time."""
+    records = (golden / "generated/input.fa").read_text().split(">")[1:101]
+    path = tmp_path_factory.mktemp("some-reads") / "reads.fa"
+    path.write_text("".join(">" + record for record in records))
+    return path
+
+
+KILLS = 8
+
+
+def test_sigkill_at_random_moments_then_rerun_equals_clean_run(tiny_cache, some_reads, tmp_path):
+    """SIGKILLs of a real `run-task` process at random moments of its life (start-up, model
+    load, inference, part, accounting and DONE writes), each followed by a rerun. Each kill
+    lands at a random fraction of the time the remaining work should take, so kills spread over
+    the whole run; when a rerun completes, its parts and results must equal a clean run's, byte
+    for byte. The counted trials (dozens per CI run, thousands in soak mode, each moment named)
+    are tests/reliability/test_fault_trials.py's; these few keep the plain process path."""
+    inputs = some_reads
     clean = tmp_path / "clean"
     plan(inputs, clean, shards=1, part_rows=24)
     start = time.monotonic()
@@ -151,11 +173,11 @@ def test_sigkill_at_random_moments_then_rerun_equals_clean_run(tiny_cache, golde
     rng, kills, completed = random.Random(11), 0, 0
     run_dir = tmp_path / "killed0"
     plan(inputs, run_dir, shards=1, part_rows=24)
-    while kills < 22 or not completed:
+    while kills < KILLS or not completed:
         left = startup_s + compute_s * (1 - _rows_done(run_dir) / total)
         proc = _run_task_process(run_dir)
         try:
-            proc.wait(timeout=rng.uniform(0.05, 1.0) * left if kills < 22 else None)
+            proc.wait(timeout=rng.uniform(0.05, 1.0) * left if kills < KILLS else None)
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
@@ -172,14 +194,14 @@ def test_sigkill_at_random_moments_then_rerun_equals_clean_run(tiny_cache, golde
 
 
 @pytest.mark.parametrize("lock", [True, False], ids=["lock", "lock-disabled"])
-def test_two_processes_on_the_same_index_never_leave_a_mixed_shard(tiny_cache, golden, tmp_path,
-                                                                    lock):
-    inputs = golden / "generated/input.fa"
+def test_two_processes_on_the_same_index_never_leave_a_mixed_shard(tiny_cache, some_reads,
+                                                                    tmp_path, lock):
+    inputs = some_reads
     clean = tmp_path / "clean"
-    plan(inputs, clean, shards=2, part_rows=32)
+    plan(inputs, clean, shards=2, part_rows=8)
     assert _run_task_process(clean, 1).wait() == 0
     run_dir = tmp_path / "race"
-    plan(inputs, run_dir, shards=2, part_rows=32)
+    plan(inputs, run_dir, shards=2, part_rows=8)
     first, second = (_run_task_process(run_dir, 1, lock) for _ in range(2))
     codes = sorted([first.wait(), second.wait()])
     # with the lock the second either waits its turn (0) or is told the shard is busy (2)
@@ -189,12 +211,13 @@ def test_two_processes_on_the_same_index_never_leave_a_mixed_shard(tiny_cache, g
     assert part_digests(run_dir, 1) == part_digests(clean, 1)
 
 
-def test_sigterm_finishes_the_current_part_then_stops_and_resumes(tiny_cache, golden, tmp_path):
+def test_sigterm_finishes_the_current_part_then_stops_and_resumes(tiny_cache, some_reads,
+                                                                   tmp_path):
     clean = tmp_path / "clean"       # run the same way (a subprocess, same BLAS threads)
-    plan(golden / "generated/input.fa", clean, shards=1, part_rows=16)
+    plan(some_reads, clean, shards=1, part_rows=16)
     assert _run_task_process(clean).wait() == 0
     run_dir = tmp_path / "run"
-    plan(golden / "generated/input.fa", run_dir, shards=1, part_rows=16)
+    plan(some_reads, run_dir, shards=1, part_rows=16)
     task = RunDir(run_dir).task(0)
     proc = _run_task_process(run_dir)
     deadline = time.monotonic() + 120

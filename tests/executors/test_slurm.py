@@ -433,20 +433,24 @@ def test_submit_through_slurm_equals_local_and_resubmit_repairs_a_shard(slurm_cl
 
 
 def test_scancel_mid_run_then_resubmit_equals_a_clean_run(slurm_cluster, tiny_cache, golden,
-                                                          tmp_path):
+                                                          tmp_path, monkeypatch):
     """The real pipeline: one shard cancelled while it computes shows `failed` in status;
     resubmit reruns only it; the merged results equal a clean local run's."""
     import json
 
     from tests.helpers import run_cli
 
-    reads = golden / "generated" / "input.fa"
+    records = (golden / "generated" / "input.fa").read_text().split(">")[1:41]
+    reads = tmp_path / "reads.fa"
+    reads.write_text("".join(">" + record for record in records))   # 40 of the golden reads
     config = tmp_path / "run.yaml"
     config.write_text("part_rows: 2\n")         # many small parts: the shard runs a while
     common = ("--models", "tiny", "--shards", "4", "--config", config)
     on_slurm, clean = tmp_path / "slurm", tmp_path / "clean"
+    monkeypatch.setenv("VIRNUC_HPC_FAULTS", "part.written:*/00002/part-*=slow@1+")  # caught running
     cli("submit", reads, "--run-dir", on_slurm, *common, "--partition", "debug", "--time", "10",
         "--cpus-per-task", "1", "--mem", "1G", "--array-parallelism", "2")
+    monkeypatch.delenv("VIRNUC_HPC_FAULTS")
     sub = submissions(read_record(on_slurm))[-1]
     heartbeat = on_slurm / "tasks" / "00002" / "heartbeat.json"
     wait_for(heartbeat, timeout_s=WAIT_S)
