@@ -185,6 +185,18 @@ def test_reduce_writes_the_report_and_survives_a_failure_to_draw(tmp_path, monke
     assert not run.report.exists()  # no stale report of an earlier reduce
 
 
+def test_no_report_skips_it_removes_a_stale_one_and_says_how_to_write_it(tmp_path, capsys):
+    run_dir = fake_run(tmp_path, [(f"r{i}", "ACGTTGCA" * (20 + i)) for i in range(5)])
+    run = RunDir(run_dir)
+    assert main(["reduce", str(run_dir)]) == 0 and run.report.is_file()
+    capsys.readouterr()
+    assert main(["reduce", str(run_dir), "--no-report"]) == 0
+    out = capsys.readouterr().out
+    assert f"report: skipped (--no-report); write it with `virnuc-hpc report {run_dir}`" in out
+    assert run.summary.is_file() and not run.report.exists() and \
+        not run.prediction_figure.exists()
+
+
 def test_selection_limits(tmp_path, capsys):
     with pytest.raises(ConfigError, match="--sequences"):
         collect(tmp_path, sequences=[f"s{i}" for i in range(MAX_TRACKS + 1)])

@@ -125,7 +125,7 @@ class Bench:
         """The documented fix: rerun the task, then reduce. None when the results equal the
         clean run's; else why not."""
         for argv, command in ((["run-task", run, "--index", SHARD], "run-task"),
-                              (["reduce", run], "reduce")):
+                              (["reduce", run, "--no-report"], "reduce")):
             ran = self.cli(argv)
             if ran.code != 0:
                 return f"the fix `{command}` failed: exit {ran.code}: {tail(ran.log)}"

@@ -19,7 +19,8 @@ from pathlib import Path
 
 PRELOAD = ["torch", "virnuc_hpc.cli", "virnuc_hpc.task", "virnuc_hpc.reduce",
            "virnuc_hpc.models.loaded", "virnuc_hpc.cli.run_task_cmd",
-           "virnuc_hpc.cli.reduce_cmd", "virnuc_hpc.cli.status_cmd", "tests.reliability.zygote"]
+           "virnuc_hpc.cli.reduce_cmd", "virnuc_hpc.cli.status_cmd", "virnuc_hpc.report",
+           "virnuc_hpc.figures", "tests.reliability.zygote"]
 _context = None
 
 

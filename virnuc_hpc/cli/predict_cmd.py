@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .plan_cmd import add_input_arguments, add_plan_options, plan_from_args, same_run, study_from
-from .reduce_cmd import reduce_and_report
+from .reduce_cmd import add_report_option, reduce_and_report
 from .run_cmd import add_progress_options, progress_options
 
 
@@ -16,6 +16,7 @@ def add_parser(sub) -> None:
     add_plan_options(p, run_dir_required=False)
     p.add_argument("--parallel", type=int, default=1, metavar="K")
     add_progress_options(p)
+    add_report_option(p)
     p.set_defaults(func=run)
 
 
@@ -27,7 +28,7 @@ def run(args) -> int:
     with driving(RunDir(args.out), "predict"):
         _plan_or_resume(args, study)
         run_local(args.out, parallel=args.parallel, **progress_options(args))
-        return reduce_and_report(args.out)
+        return reduce_and_report(args.out, report=args.report)
 
 
 def _plan_or_resume(args, study) -> None:

@@ -10,16 +10,23 @@ def add_parser(sub) -> None:
                        description="Refuses partial output: any bad shard is named with its "
                                    "reason and the resubmit command.")
     p.add_argument("run_dir", metavar="RUN")
+    add_report_option(p)
     p.set_defaults(func=run)
 
 
-def reduce_and_report(run_dir) -> int:
-    """Reduce, then write the run report; print the written files, or the bad shards and the
-    fix (exit code 1). A report that cannot be drawn is a warning: the results stand."""
+def add_report_option(p) -> None:
+    """--no-report (reduce, predict)."""
+    p.add_argument("--no-report", dest="report", action="store_false",
+                   help="skip report.html and prediction.png (a stale pair is removed); "
+                        "`virnuc-hpc report RUN` writes them later")
+
+
+def reduce_and_report(run_dir, report: bool = True) -> int:
+    """Reduce, then write the run report (unless `report` is false); print the written files,
+    or the bad shards and the fix (exit code 1). A report that cannot be drawn is a warning:
+    the results stand."""
     from ..plan import load_plan
     from ..reduce import reduce_run
-    from ..report import report_after_reduce
-    from ..rundir import RunDir
 
     result = reduce_run(run_dir, fingerprints=load_plan(run_dir).models or None)
     if not result.ok:
@@ -34,13 +41,24 @@ def reduce_and_report(run_dir) -> int:
     if load_plan(run_dir).profile == "tiny":
         print("note: the tiny model profile is random weights: these results are NOT "
               "biologically meaningful (use --models real)")
+    if report:
+        _report(run_dir)
+    else:
+        print(f"report: skipped (--no-report); write it with `virnuc-hpc report {run_dir}`")
+    return 0
+
+
+def _report(run_dir) -> None:
+    """Write the report and print its path, or the warning when it cannot be drawn."""
+    from ..report import report_after_reduce
+    from ..rundir import RunDir
+
     warning = report_after_reduce(run_dir)
     if warning:
         print(warning, file=sys.stderr)
     else:
         print(f"report: {RunDir(run_dir).report}")
-    return 0
 
 
 def run(args) -> int:
-    return reduce_and_report(args.run_dir)
+    return reduce_and_report(args.run_dir, report=args.report)
