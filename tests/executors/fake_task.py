@@ -8,6 +8,7 @@ Modes (file OUT/mode/INDEX, default `ok`):
     fail          exit 3 without DONE
     suicide       kill itself with SIGKILL
     hang          run until SIGTERM/SIGUSR2, then exit 143 (no DONE)
+    stubborn      ignore SIGTERM/SIGUSR2 and sleep until killed (a task stuck in a call)
     resume        first attempt: run until SIGTERM/SIGUSR2, write a part, exit 3;
                   a later attempt finds the part and writes DONE (like run-task's resume)
     slot          hold OUT/slots/<CUDA_VISIBLE_DEVICES> exclusively while sleeping
@@ -66,6 +67,8 @@ def run_task(out: Path, index: str) -> int:
         os.kill(os.getpid(), signal.SIGKILL)
     if mode == "hang":
         wait_for_signal(lambda s, f: sys.exit(143))
+    if mode == "stubborn":
+        wait_for_signal(lambda s, f: None)
     if mode == "resume":
         part = out / "tasks" / index / "part-0"
         if part.exists():

@@ -107,29 +107,62 @@ DRIVER = textwrap.dedent("""
     from virnuc_hpc.executors import LocalExecutor
     run = FakeRun(Path({root!r}), 3)
     for i in range(3):
-        run.mode(i, "hang")
-    LocalExecutor(parallel=2, gpus=[], poll_s=0.05, grace_s=5).run(run.root, [0, 1, 2],
-                                                                   run.task_argv)
+        run.mode(i, {mode!r})
+    LocalExecutor(parallel=2, gpus=[], poll_s=0.05, grace_s={grace}).run(run.root, [0, 1, 2],
+                                                                       run.task_argv)
 """)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupt_terminates_children_and_starts_no_more(tmp_path, sig):
+@pytest.fixture
+def ended():
+    """Processes to SIGKILL when the test ends, whatever happened (no leftover in a failure)."""
+    pids: list[int] = []
+    yield pids
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _driver_with_two_running(tmp_path, ended, mode="hang", grace=5):
     root = tmp_path / "run"
-    script = DRIVER.format(tests=str(Path(__file__).parent), root=str(root))
+    script = DRIVER.format(tests=str(Path(__file__).parent), root=str(root), mode=mode,
+                           grace=grace)
     driver = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+    ended.append(driver.pid)
     attempts = root / "attempts.jsonl"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while not (attempts.exists() and len(attempts.read_text().splitlines()) == 2):
         assert time.monotonic() < deadline and driver.poll() is None, "tasks did not start"
         time.sleep(0.05)
     pids = [json.loads(x)["pid"] for x in attempts.read_text().splitlines()]
+    ended.extend(pids)
+    return driver, attempts, pids
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_terminates_children_and_starts_no_more(tmp_path, ended, sig):
+    driver, attempts, pids = _driver_with_two_running(tmp_path, ended)
     driver.send_signal(sig)
-    _, err = driver.communicate(timeout=30)
+    _, err = driver.communicate(timeout=60)
     assert driver.returncode != 0 and "KeyboardInterrupt" in err
     for pid in pids:
         assert not _alive(pid), f"task process {pid} survived the interrupt"
     assert len(attempts.read_text().splitlines()) == 2, "a pending index started after Ctrl-C"
+
+
+def test_a_second_ctrl_c_during_the_cleanup_still_ends_every_child(tmp_path, ended):
+    """Tasks that ignore SIGTERM are killed after the grace period, even when the user presses
+    Ctrl-C again meanwhile (the second press must not cut the cleanup short)."""
+    driver, _, pids = _driver_with_two_running(tmp_path, ended, mode="stubborn", grace=2)
+    driver.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    driver.send_signal(signal.SIGINT)
+    _, err = driver.communicate(timeout=60)
+    assert driver.returncode != 0 and "KeyboardInterrupt" in err
+    for pid in pids:
+        assert not _alive(pid), f"task process {pid} survived the interrupt"
 
 
 def _alive(pid: int) -> bool:

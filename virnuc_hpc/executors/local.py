@@ -223,11 +223,13 @@ class LocalExecutor:
         Ctrl-C/SIGTERM terminate the children."""
         batch: _Batch = submission.handle
         deadline = None if timeout is None else time.monotonic() + timeout
-        with _sigterm_as_interrupt():
+        with _interrupts() as interrupts:
             try:
-                while batch.is_alive() and (deadline is None or time.monotonic() < deadline):
+                while batch.is_alive() and interrupts.received is None and \
+                        (deadline is None or time.monotonic() < deadline):
                     _tell(monitor, batch)
                     batch.join(REFRESH_S)
+                interrupts.check()
                 _tell(monitor, batch)
             except BaseException:
                 batch.terminate()
@@ -261,20 +263,26 @@ def _state_from_code(index, code, started, log_path, job_id) -> TaskState:
     return TaskState(index, RUNNING if started else PENDING, job_id, log_path)
 
 
-class _sigterm_as_interrupt:
-    """While waiting in the main thread, turn SIGTERM into KeyboardInterrupt (children cleanup)."""
+class _interrupts:
+    """While waiting in the main thread, Ctrl-C (SIGINT) and SIGTERM are only noted; the wait
+    loop then raises KeyboardInterrupt at a point of its own. Raised by the signal at any
+    bytecode, it could strike inside a lock or a join and leave the cleanup waiting forever."""
 
     def __enter__(self):
-        self.installed = threading.current_thread() is threading.main_thread()
-        if self.installed:
-            self.previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        self.received, self.previous = None, {}
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {sig: signal.signal(sig, self._note)
+                             for sig in (signal.SIGINT, signal.SIGTERM)}
         return self
 
+    def _note(self, signum, frame) -> None:
+        self.received = signum
+
+    def check(self) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt(f"received {signal.Signals(self.received).name}")
+
     def __exit__(self, *exc):
-        if self.installed:
-            signal.signal(signal.SIGTERM, self.previous or signal.SIG_DFL)
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
         return False
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
