@@ -65,7 +65,9 @@ def main() -> None:
         ("virnuc-hpc plan (44 seqs)",
          timed(cli + ["plan", str(EXAMPLE), "--models", "tiny"], repeats,
                lambda: ["--run-dir", str(scratch / f"plan-{next(counter)}")])),
-        ("virnuc-hpc reduce RUN", timed(cli + ["reduce", str(run_dir)], repeats)),
+        ("virnuc-hpc reduce RUN --no-report",
+         timed(cli + ["reduce", str(run_dir), "--no-report"], repeats)),
+        ("virnuc-hpc reduce RUN (+ report)", timed(cli + ["reduce", str(run_dir)], repeats)),
     ]
     print(f"median of {repeats} processes each, {os.cpu_count()} CPUs")
     for name, seconds in rows:
