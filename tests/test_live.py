@@ -77,6 +77,8 @@ def test_log_view_writes_plain_periodic_lines(planned):
     assert any(re.search(r"shard 1 \(cpu\): done, 4 frames in \d+s \(2.0 frames/s\)", line)
                for line in lines)
     assert "1/2 shards done, 0 running, 1 failed" in lines[-1]
+    mean = re.search(r"([\d.]+) frames/s on average", lines[-1])   # not the 0 of no shard
+    assert mean and float(mean.group(1)) > 0, lines[-1]
 
 
 def test_quiet_and_modes(planned):

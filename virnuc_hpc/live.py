@@ -114,8 +114,17 @@ class RunProgress:
                 "failed": sum(s.state == "failed" for s in shards),
                 "running": len(self.running()), "share": share,
                 "frames": sum(s.rows_done for s in shards if s.state != "pending"),
-                "rate": sum(s.rate for s in self.running()),
+                "rate": self._rate(), "mean_rate": not self.running(),
                 "eta_s": left / chunk_rate if chunk_rate else (0.0 if share >= 1 else None)}
+
+    def _rate(self) -> float:
+        """The running shards' rate; when none runs, the mean since the first shard started
+        (a finished run reads "N frames/s on average", not 0)."""
+        if self.running():
+            return sum(s.rate for s in self.running())
+        worked = [s for s in self.shards.values() if s.started and s.rows_done]
+        took = time.time() - min(s.started for s in worked) if worked else 0.0
+        return sum(s.rows_done for s in worked) / took if took > 0 else 0.0
 
 
 def duration(seconds: float | None) -> str:
@@ -147,8 +156,8 @@ def totals_line(t: dict) -> str:
     """The run in one line: shards, share, frames, rate, ETA."""
     failed = f", {t['failed']} failed" if t["failed"] else ""
     return (f"progress: {t['done']}/{t['shards']} shards done, {t['running']} running{failed}; "
-            f"{t['share']:.0%} of the run, {t['frames']:,} frames, {t['rate']:,.1f} frames/s, "
-            f"ETA {duration(t['eta_s'])}")
+            f"{t['share']:.0%} of the run, {t['frames']:,} frames, {t['rate']:,.1f} frames/s"
+            f"{' on average' if t['mean_rate'] else ''}, ETA {duration(t['eta_s'])}")
 
 
 class View(Protocol):
