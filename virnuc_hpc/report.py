@@ -491,6 +491,7 @@ section{background:#fff;border:1px solid #e1e4e8;border-radius:8px;padding:16px 
  margin:18px 0}
 h2{font-size:18px;margin:0 0 10px;color:#1f3b9c}
 table{border-collapse:collapse;font-size:13px;margin:8px 0}
+.scroll{overflow-x:auto}
 th,td{padding:3px 10px;border-bottom:1px solid #eceef1;text-align:left;vertical-align:top}
 th{background:#f3f4f7;font-weight:600} td.n{text-align:right;font-variant-numeric:tabular-nums}
 img{max-width:100%;height:auto;display:block;margin:8px 0}
@@ -537,7 +538,7 @@ def table(header: Iterable[str], rows: Iterable[Iterable], numeric: Iterable[int
     body = "".join("<tr>" + "".join(f"<td class=n>{num(c)}</td>" if i in right else
                                     f"<td>{num(c)}</td>" for i, c in enumerate(row)) + "</tr>"
                    for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return f"<div class=scroll><table><tr>{head}</tr>{body}</table></div>"  # wide: scrolls
 
 
 def image(png: bytes, alt: str) -> str:
