@@ -93,7 +93,7 @@ def bench_reduce(workdir: Path, frames: int, samples: int, shards: int) -> None:
 
     from virnuc_hpc.plan import plan_input
     from virnuc_hpc.rundir import RunDir
-    from virnuc_hpc.samples import read_samplesheet
+    from virnuc_hpc.plan.samples import read_samplesheet
 
     import numpy as np
 
@@ -116,7 +116,7 @@ def bench_reduce(workdir: Path, frames: int, samples: int, shards: int) -> None:
 
 def run_plan(sheet: str, run_dir: str, shards: str) -> None:
     from virnuc_hpc.plan import plan_input
-    from virnuc_hpc.samples import read_samplesheet
+    from virnuc_hpc.plan.samples import read_samplesheet
 
     plan_input(read_samplesheet(sheet), run_dir, shards=int(shards))
 

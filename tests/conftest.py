@@ -12,6 +12,14 @@ from tests.executors.slurm_cluster import (APT_PACKAGES, SlurmCluster, install_a
 from tests.helpers import GOLDEN
 
 
+@pytest.fixture(scope="session", autouse=True)
+def verification_stamps(tmp_path_factory) -> Path:
+    """Node-local model verification stamps in the session's temp dir, not in /tmp."""
+    root = tmp_path_factory.mktemp("stamps")
+    os.environ["VIRNUC_HPC_STAMPS"] = str(root / "stamps")
+    return root / "stamps"
+
+
 @pytest.fixture(scope="session")
 def golden() -> Path:
     if not GOLDEN.is_dir():

@@ -364,3 +364,36 @@ def test_host_memory_stays_flat_over_many_batches():
     samples = [rss() for _ in encoder.iter_embed(encoder.tokenize(dna))]
     assert len(samples) > 20
     assert max(samples) <= 1.05 * samples[0]
+
+
+def test_a_gpu_budget_is_sized_from_free_memory_within_bounds():
+    from virnuc_hpc.embed import AUTO_BUDGET, activation_bytes, budget_from_memory
+
+    per_token = activation_bytes(2560, 40, 170, 2, eager=False)   # ESM-2 3B, bf16, fused
+    assert budget_from_memory(74 << 30, per_token) == AUTO_BUDGET[1]     # an H100 after weights
+    assert budget_from_memory(10 << 30, per_token) == 32768              # a 16 GB card
+    assert budget_from_memory(1 << 30, per_token) == AUTO_BUDGET[0]
+    assert activation_bytes(2560, 40, 170, 4, eager=True) > 2 * per_token  # fp32 eager costs more
+
+
+def test_the_budget_is_set_at_the_first_batch_from_what_the_gpu_has_free(monkeypatch):
+    """The sizing step of a GPU run, driven on the CPU with a faked free-memory figure."""
+    encoder = EsmEncoder(small_esm2(), ALPHABET, "cpu", "fp32")
+    encoder.tokens_per_batch = None            # what a GPU encoder starts with
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (8 << 20, 16 << 20))
+    proteins = random_proteins(40)
+    rows = encoder.embed(proteins)
+    expected = max(4096, 1 << (int((8 << 20) * 0.6 // encoder.bytes_per_token(
+        max(len(p) for p in proteins) + 2)).bit_length() - 1))
+    assert encoder.tokens_per_batch == min(expected, 65536)
+    np.testing.assert_array_equal(rows, EsmEncoder(small_esm2(), ALPHABET, "cpu", "fp32",
+                                                   encoder.tokens_per_batch).embed(proteins))
+
+
+def test_the_fp32_path_runs_without_tf32():
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        EsmEncoder(small_esm2(), ALPHABET, "cpu", "fp32")
+        assert torch.backends.cuda.matmul.allow_tf32 is False
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = False

@@ -231,7 +231,7 @@ def test_a_plan_of_an_older_format_is_refused_with_the_fix(tmp_path):
 
 def write_study(tmp_path, sizes, seed=3, metadata=True):
     """Samples of variable-length reads whose IDs repeat across samples, and their sheet."""
-    from virnuc_hpc.samples import read_samplesheet
+    from virnuc_hpc.plan.samples import read_samplesheet
 
     rng = np.random.default_rng(seed)
     folder = tmp_path / "study"
@@ -277,11 +277,11 @@ def test_a_study_is_packed_together_with_global_ordinals_and_a_sample_column(tmp
 
 
 def test_planning_in_small_blocks_writes_the_same_shards(tmp_path, monkeypatch):
-    from virnuc_hpc import plan as planning
+    from virnuc_hpc.plan import scan
 
     study = write_study(tmp_path, [30, 7, 1, 50])
     plan_input(study, tmp_path / "big", shards=3)
-    monkeypatch.setattr(planning, "BLOCK", 4)   # blocks straddle samples and shards
+    monkeypatch.setattr(scan, "BLOCK", 4)   # blocks straddle samples and shards
     small = plan_input(study, tmp_path / "small", shards=3)
     for shard in small.shards:
         for path in (RunDir(tmp_path / "big").shard_arrays, RunDir(tmp_path / "big").shard_ids):
@@ -292,7 +292,7 @@ def test_planning_in_small_blocks_writes_the_same_shards(tmp_path, monkeypatch):
 
 
 def test_assigning_block_by_block_equals_assigning_at_once():
-    from virnuc_hpc.packing import Assigner, allocate
+    from virnuc_hpc.plan.packing import Assigner, allocate
 
     costs = np.random.default_rng(4).integers(0, 5, 1000) ** 2
     values, counts = np.unique(costs, return_counts=True)
@@ -302,13 +302,13 @@ def test_assigning_block_by_block_equals_assigning_at_once():
 
 
 def test_a_task_reads_only_the_files_of_its_samples(tmp_path, monkeypatch):
-    from virnuc_hpc import plan as planning
+    from virnuc_hpc.plan import records
 
     study = write_study(tmp_path, [5, 5, 400, 5, 5])
     plan = plan_input(study, tmp_path / "run", shards=3)
     opened = []
-    real = planning.iter_records
-    monkeypatch.setattr(planning, "iter_records",
+    real = records.iter_records
+    monkeypatch.setattr(records, "iter_records",
                         lambda path, **kw: (opened.append(path), real(path, **kw))[1])
     for shard in plan.shards:
         opened.clear()
@@ -331,7 +331,7 @@ def test_a_changed_sample_file_is_refused_naming_it_and_the_sheet(tmp_path):
 def test_the_fingerprint_covers_every_sample_and_needs_no_parse(tmp_path):
     from virnuc_hpc.fsio import sha256_file
     from virnuc_hpc.plan import fingerprint, study_fingerprint
-    from virnuc_hpc.samples import Study
+    from virnuc_hpc.plan.samples import Study
 
     study = write_study(tmp_path, [5, 8])
     base = plan_input(study, tmp_path / "a", dry_run=True).fingerprint

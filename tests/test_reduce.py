@@ -229,7 +229,7 @@ def test_what_a_killed_reduce_left_is_swept_by_the_next(tmp_path):
 
 def planned_study(tmp_path, name="study", shards=5, sizes=(12, 1, 30, 4)):
     """A study of samples with the same read IDs (r0, r1, ...), fake tasks written."""
-    from virnuc_hpc.samples import read_samplesheet
+    from virnuc_hpc.plan.samples import read_samplesheet
 
     folder = tmp_path / "inputs"
     if not folder.exists():

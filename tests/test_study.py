@@ -20,7 +20,7 @@ from tests.helpers_study import ALL_SKIPPED, study_sizes, write_study
 from virnuc_hpc.reduce import reduce_run
 from virnuc_hpc.report import write_report
 from virnuc_hpc.rundir import RunDir
-from virnuc_hpc.samples import read_samplesheet
+from virnuc_hpc.plan.samples import read_samplesheet
 from virnuc_hpc.status import run_status
 
 CHUNK = 300

@@ -381,3 +381,27 @@ def test_one_copy_of_each_model_while_a_task_runs(small_run, monkeypatch):
     monkeypatch.setattr(task_module.FramePipeline, "__call__", counting)
     run_all(small_run)
     assert seen and all(s == ["DnabertModel", "ESM2", "MLPClassifier"] for s in seen)
+
+
+def test_a_gpu_that_cannot_run_the_planned_precision_is_refused_before_any_model_loads(
+        tiny_cache, tmp_path, monkeypatch):
+    """One precision per run: a bf16 run's task on a V100 (faked) fails at once, in one line
+    naming the device and the fix, and FAILED says why."""
+    import torch
+
+    from virnuc_hpc import task as task_module
+    from virnuc_hpc.task import DeviceError, TaskOptions, run_task
+
+    run_dir = tmp_path / "run"
+    plan(REPO / "examples" / "reads.fa", run_dir, precision="bf16")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (7, 0))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Tesla V100-SXM2-32GB")
+    monkeypatch.setattr(task_module, "LoadedModels", lambda *a, **k: pytest.fail("loaded"))
+    with pytest.raises(DeviceError) as caught:
+        run_task(run_dir, 0, TaskOptions(device="cuda", precision="bf16"))
+    message = str(caught.value)
+    assert "\n" not in message and "Tesla V100-SXM2-32GB (compute capability 7.0)" in message
+    assert "bf16" in message and "--precision fp16" in message
+    assert "DeviceError" in RunDir(run_dir).task(0).failed.read_text()
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (9, 0))
+    task_module.check_device(TaskOptions(device="cuda", precision="bf16"), 0)  # an H100 runs it

@@ -38,7 +38,9 @@ log = logging.getLogger(__name__)
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 DEVICES = ("cpu", "cuda")
-DEFAULT_TOKENS_PER_BATCH = {"cpu": 4096, "cuda": 32768}
+DEFAULT_TOKENS_PER_BATCH = {"cpu": 4096, "cuda": 32768}  # bench's; a task's GPU budget is sized
+AUTO_BUDGET = (4096, 65536)  # floor, ceiling of a budget sized from free GPU memory
+MEMORY_SHARE = 0.6  # of the GPU memory free at the first batch, for one batch's activations
 ESM_POOL_MAX = 1024  # VirNucPro pools residues 1..min(len, 1024)
 ESM1_MAX_RESIDUES = 1022  # learned positions (ESM-1b/1v) stop at 1024 tokens incl. BOS/EOS
 M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
@@ -82,6 +84,25 @@ def token_batches(lengths: Sequence[int], tokens_per_batch: int,
     return batches
 
 
+def budget_from_memory(free_bytes: int, bytes_per_token: float,
+                       bounds: tuple[int, int] = AUTO_BUDGET) -> int:
+    """The largest power of two of padded tokens whose activations fit `MEMORY_SHARE` of
+    `free_bytes`, within `bounds` (beyond 32-64k tokens a batch gains nothing measurable:
+    docs/gpu-ceilings.md; the OOM retry halves it if the estimate was short)."""
+    tokens = int(free_bytes * MEMORY_SHARE // max(bytes_per_token, 1.0))
+    power = 1 << (tokens.bit_length() - 1) if tokens > 0 else 0
+    return max(bounds[0], min(bounds[1], power))
+
+
+def activation_bytes(width: int, heads: int, tokens_wide: int, itemsize: int,
+                     eager: bool) -> float:
+    """Bytes of activations per padded token of one encoder layer in inference: about 24
+    hidden-sized tensors (q|k|v, the 4x FFN, residuals, norms), the fp32 pooled copy, and
+    attention scores per head (fp32, three copies, on the eager reference path)."""
+    scores = 3 * 4 * heads * tokens_wide if eager else itemsize * heads * tokens_wide
+    return 24 * width * itemsize + 4 * width + scores
+
+
 def padded_tokens(batch: Sequence[int], lengths: Sequence[int]) -> int:
     return max(lengths[i] for i in batch) * len(batch)
 
@@ -120,6 +141,16 @@ def masked_mean(hidden: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     return total / weights.sum(1, keepdim=True)
 
 
+def check_device(device: str, precision: str) -> None:
+    if device not in DEVICES:
+        raise ConfigError(f"device {device!r} is not one of {', '.join(DEVICES)}")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' requested but no CUDA GPU is visible; "
+                          "use --device cpu or run on a GPU node")
+
+
 class Encoder:
     """Common batching, OOM retry and integrity checks; subclasses tokenize and pool."""
 
@@ -128,19 +159,31 @@ class Encoder:
 
     def __init__(self, device: str = "cpu", precision: str = "fp32",
                  tokens_per_batch: int | None = None):
-        if device not in DEVICES:
-            raise ConfigError(f"device {device!r} is not one of {', '.join(DEVICES)}")
-        if precision not in PRECISIONS:
-            raise ConfigError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
-        if device == "cuda" and not torch.cuda.is_available():
-            raise ConfigError("device 'cuda' requested but no CUDA GPU is visible; "
-                              "use --device cpu or run on a GPU node")
+        check_device(device, precision)
         self.device = torch.device(device)
         self.precision = precision
         self.dtype = PRECISIONS[precision]
-        self.tokens_per_batch = tokens_per_batch or DEFAULT_TOKENS_PER_BATCH[device]
-        token_batches([], self.tokens_per_batch)  # validates the budget
+        # on a GPU, None: sized from its free memory at the first batch (`size_budget`)
+        self.tokens_per_batch = tokens_per_batch or (None if device == "cuda" else
+                                                     DEFAULT_TOKENS_PER_BATCH[device])
+        if self.tokens_per_batch is not None:
+            token_batches([], self.tokens_per_batch)  # validates the budget
+        if precision == "fp32":  # the reference path: no TF32 (10-bit mantissa) matmuls
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
         steady_host_memory()
+
+    def bytes_per_token(self, tokens_wide: int) -> float:
+        raise NotImplementedError
+
+    def size_budget(self, tokens_wide: int) -> int:
+        """The token budget for this GPU, from its free memory now (after the models loaded)
+        and the widest batch (`tokens_wide`: batches run longest first)."""
+        free, _ = torch.cuda.mem_get_info(self.device)
+        budget = budget_from_memory(free, self.bytes_per_token(tokens_wide))
+        log.info("%s: tokens_per_batch %d (%.1f GiB free on %s, batches up to %d tokens wide)",
+                 type(self).__name__, budget, free / 2**30, self.device, tokens_wide)
+        return budget
 
     def tokenize(self, seqs: Sequence[str]) -> list[np.ndarray]:
         raise NotImplementedError
@@ -168,7 +211,9 @@ class Encoder:
         """Yield (input indices, checked rows) batch by batch, longest sequences first: peak
         memory is reached (and any OOM met) at the start; later batches reuse that memory."""
         lengths = [len(t) for t in tokens]
-        queue = deque(reversed(token_batches(lengths, self.tokens_per_batch)))
+        if self.tokens_per_batch is None and lengths:
+            self.tokens_per_batch = self.size_budget(max(lengths))
+        queue = deque(reversed(token_batches(lengths, self.tokens_per_batch or 1)))
         while queue:
             batch = queue.popleft()
             if len(batch) > 1 and padded_tokens(batch, lengths) > self.tokens_per_batch:
@@ -247,6 +292,11 @@ class EsmEncoder(Encoder):
         self.max_residues = ESM1_MAX_RESIDUES if has_learned_positions(model) else None
         self.lookup = byte_lookup(alphabet)
 
+    def bytes_per_token(self, tokens_wide: int) -> float:
+        heads = getattr(self.model, "attention_heads", None) or self.model.args.attention_heads
+        return activation_bytes(self.dim, heads, tokens_wide,
+                                self.dtype.itemsize, eager=self.fast is None)
+
     def tokenize(self, seqs: Sequence[str]) -> list[np.ndarray]:
         """BOS + residues + EOS as int64 arrays (fair-esm's BatchConverter ids)."""
         return [self.encode(seq) for seq in seqs]
@@ -312,6 +362,10 @@ class DnabertEncoder(Encoder):
         self.dim = model.config.hidden_size
         self.pad_id = model.config.pad_token_id if tokenizer is None else tokenizer.pad_token_id
 
+    def bytes_per_token(self, tokens_wide: int) -> float:
+        return activation_bytes(self.dim, self.model.config.num_attention_heads, tokens_wide,
+                                self.dtype.itemsize, eager=self.precision == "fp32")
+
     def tokenize(self, seqs: Sequence[str]) -> list[np.ndarray]:
         if self.tokenizer is None:
             raise ValueError("DnabertEncoder was built without a tokenizer; use embed_tokens")
@@ -333,6 +387,7 @@ def open_encoder(model: str, model_path: str | None = None, device: str = "cpu",
     and wrap it: DNABERT-kind models embed nucleotides, ESM-kind models proteins."""
     from .models import ModelCache, get_spec, load_dnabert, load_esm, spec_from_path
 
+    check_device(device, precision)
     spec = get_spec(model)
     if spec.kind not in ("dnabert", "esm"):
         raise ConfigError(f"model {model!r} is a {spec.kind}, not an encoder; give a DNABERT "
@@ -342,11 +397,11 @@ def open_encoder(model: str, model_path: str | None = None, device: str = "cpu",
     cache = cache or ModelCache()
     path = cache.prewarm(spec)
     if spec.kind == "dnabert":
-        tokenizer, loaded = load_dnabert(path)
+        tokenizer, loaded = load_dnabert(path, device, PRECISIONS[precision])
         cache.check_unchanged(spec)  # what was loaded is what was verified
         return DnabertEncoder(loaded, tokenizer, device, precision, tokens_per_batch,
                               compile_layers)
-    loaded, alphabet = load_esm(path)
+    loaded, alphabet = load_esm(path, device, PRECISIONS[precision])
     cache.check_unchanged(spec)
     return EsmEncoder(loaded, alphabet, device, precision, tokens_per_batch, compile_layers)
 

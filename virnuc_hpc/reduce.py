@@ -530,8 +530,8 @@ def _features_index(run: RunDir, plan: Plan) -> dict:
 
 def _summary(plan: Plan, totals: dict, accounts: list[dict]) -> dict:
     summary = {**totals, "shards": len(plan.shards), "fingerprint": plan.fingerprint,
-               "chunk_size": plan.chunk_size, "profile": plan.profile, "call_rule": CALL_RULE,
-               "time": time.time()}
+               "chunk_size": plan.chunk_size, "profile": plan.profile,
+               "precision": plan.precision, "call_rule": CALL_RULE, "time": time.time()}
     if plan.per_sample:
         summary["samples"] = accounts
     return summary

@@ -643,8 +643,11 @@ def _cache_cells(m: ModelRow) -> tuple[str, str, Html | str, str]:
 def options_section(r: RunReport, images: dict) -> str:
     p = r.plan
     config = asdict(RunConfig.from_dict(p.config))
+    precision = p.precision + (f" ({p.precision_note})" if p.precision_note else "")
     rows = [*_input_rows(p), ("chunk size", p.chunk_size), ("model profile", p.profile),
-            *((f"option {k}", "default" if v is None else v) for k, v in config.items()),
+            ("precision", precision),
+            *((f"option {k}", "default" if v is None else v) for k, v in config.items()
+              if k != "precision"),
             ("shards", len(p.shards)), ("imbalance (max/mean chunks)", f"{p.imbalance:.4f}"),
             ("run fingerprint", p.fingerprint), ("planned with virnuc-hpc", p.package_version)]
     stages = [(stage, when(rec.get("time")), rec.get("host", "?"), rec.get("python", "?"),

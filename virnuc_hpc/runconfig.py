@@ -11,6 +11,7 @@ import yaml
 from .errors import ConfigError
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISION_CHOICES = ("auto", *PRECISIONS)  # auto: settled at plan for where the tasks run
 
 
 @dataclass(frozen=True)
@@ -55,15 +56,38 @@ def check_compile(compile_layers, precision: str) -> None:
                           "--compile")
 
 
-def load_config(path: str | Path | None = None, **overrides) -> RunConfig:
-    """Options from a YAML file, with non-None keyword overrides (the CLI's flags) winning."""
-    data = {}
-    if path:
-        try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{path}: cannot read the config ({exc}); fix the YAML") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a mapping of option: value")
+def load_config(path: str | Path | None = None, target=None, **overrides) -> RunConfig:
+    """Options from a YAML file, with non-None keyword overrides (the CLI's flags) winning;
+    `precision: auto` (or none given) settles for `target` (devices.Target; None: a CPU)."""
+    return settle_config(path, target, **overrides)[0]
+
+
+def settle_config(path: str | Path | None = None, target=None, recorded: str | None = None,
+                  **overrides):
+    """(RunConfig, devices.Settled): the options, and the precision with why it was chosen
+    (`recorded`: a planned run's precision, which `auto` keeps)."""
+    from .devices import Settled, Target, settle_precision
+
+    data = _read(path)
     data.update({k: v for k, v in overrides.items() if v is not None})
-    return RunConfig.from_dict(data)
+    requested = data.pop("precision", None)
+    if requested not in (None, *PRECISION_CHOICES):
+        raise ConfigError(f"precision {requested!r} is not one of {', '.join(PRECISION_CHOICES)}"
+                          " (--precision or `precision:` in the config)")
+    if requested in (None, "auto") and recorded is not None:
+        settled = Settled(recorded, "as planned")
+    else:
+        settled = settle_precision(requested, target or Target("this machine"))
+    return RunConfig.from_dict({**data, "precision": settled.precision}), settled
+
+
+def _read(path: str | Path | None) -> dict:
+    if not path:
+        return {}
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read the config ({exc}); fix the YAML") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of option: value")
+    return dict(data)

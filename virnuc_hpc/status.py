@@ -185,10 +185,10 @@ def run_status(run_dir: str | os.PathLike, now: float | None = None,
                by_sample: bool = False) -> dict:
     """`{"shards": [{"index": 0, "state": "done", ...}], "totals": {...}}` (status --json),
     and `"samples": [...]` (`sample_progress`) with `by_sample`."""
-    shards = task_states(run_dir, now, stale_after, deep)
-    report = {"shards": shards, "totals": totals(shards)}
+    shards, plan = task_states(run_dir, now, stale_after, deep), load_plan(run_dir)
+    report = {"shards": shards, "totals": totals(shards), "precision": plan.precision}
     if by_sample:
-        report["samples"] = sample_progress(load_plan(run_dir), shards)
+        report["samples"] = sample_progress(plan, shards)
     return report
 
 
@@ -208,7 +208,7 @@ def format_table(status: dict) -> str:
     """Plain-text status: one line per shard (per sample, when the status has samples), then
     the totals."""
     if "samples" in status:
-        return "\n".join([*_sample_lines(status["samples"]), _total_line(status["totals"])])
+        return "\n".join([*_sample_lines(status["samples"]), _total_line(status)])
     lines = [f"{'index':>6} {'state':<8} {'rows':>17} {'rate/s':>9} {'beat_age':>9}  log / reason"]
     for s in status["shards"]:
         rows = f"{s['rows_done'] if s['rows_done'] is not None else '-'}/" \
@@ -217,13 +217,15 @@ def format_table(status: dict) -> str:
         age = f"{s['heartbeat_age_s']:.0f}s" if s["heartbeat_age_s"] is not None else "-"
         lines.append(f"{s['index']:>6} {s['state']:<8} {rows:>17} {rate:>9} {age:>9}  "
                      f"{s['reason'] or s['log']}")
-    return "\n".join([*lines, _total_line(status["totals"])])
+    return "\n".join([*lines, _total_line(status)])
 
 
-def _total_line(t: dict) -> str:
+def _total_line(status: dict) -> str:
+    t = status["totals"]
     eta = "-" if t["eta_s"] is None else f"{t['eta_s']:.0f} s"
+    precision = f"; precision {status['precision']}" if "precision" in status else ""
     return (f"total: {t['shards']} shards, " + ", ".join(f"{t[k]} {k}" for k in STATES)
-            + f"; {t['chunks_done']:.0f}/{t['chunks']} chunks; ETA {eta}")
+            + f"; {t['chunks_done']:.0f}/{t['chunks']} chunks; ETA {eta}{precision}")
 
 
 def _sample_lines(samples: list[dict]) -> list[str]:

@@ -26,6 +26,7 @@ import torch
 from filelock import FileLock, Timeout
 
 from . import plan as planning
+from .devices import supports
 from .errors import IntegrityError, UserError
 from .faults import fault_point
 from .fsio import make_dirs
@@ -114,11 +115,32 @@ def _run_task(run: RunDir, index: int, options: TaskOptions) -> TaskResult:
         try:
             if alone:
                 _sweep_temp_files(task)
+            check_device(options, index)
             return _compute(run, plan, index, options)
         except BaseException as exc:
             reason = TaskIOError(run, index, exc) if isinstance(exc, OSError) else exc
             _mark_failed(task, f"{type(exc).__name__}: {reason}")
             raise
+
+
+class DeviceError(UserError):
+    """The task's GPU cannot compute at the run's precision."""
+
+
+def check_device(options: TaskOptions, index: int) -> None:
+    """One precision per run: a GPU that cannot run the planned one is refused before any
+    model is loaded (a CPU runs every precision)."""
+    if options.device != "cuda":
+        return
+    capability = tuple(torch.cuda.get_device_capability())
+    if supports(options.precision, capability):
+        return
+    name = torch.cuda.get_device_name()
+    raise DeviceError(f"shard {index}: this run computes at {options.precision} (settled at "
+                      f"plan), which {name} (compute capability {capability[0]}."
+                      f"{capability[1]}) cannot run; fix: run the task on a GPU of compute "
+                      "capability 8.0 or newer (another --partition, or a --constraint), or "
+                      "plan the input again in a new run dir with --precision fp16")
 
 
 def _mark_failed(task, reason: str) -> None:
@@ -173,7 +195,7 @@ def _compute(run: RunDir, plan, index: int, options: TaskOptions) -> TaskResult:
         total = sum(len(p.frames) for p in _prepared(run, plan, index))  # cheap next to the GPU
         progress.set_phase("loading models", total=total)
         with LoadedModels(resolve_profile(plan.profile, plan.chunk_size),
-                          device=options.device) as models:
+                          device=options.device, precision=options.precision) as models:
             pipeline = FramePipeline(models, options, on_rows=progress.advance)
             _check_models(plan, models.fingerprints)
             fault_point("models.loaded")

@@ -207,7 +207,8 @@ def test_apptainer_profile_runs_on_slurm_with_podman_standing_in(container, slur
     assert host.returncode == 0, host.stderr
     start = time.monotonic()
     submitted = _host("submit", str(EXAMPLE), "--run-dir", str(run_dir), "--models", "tiny",
-                      "--shards", "2", "--profile", "apptainer", "--image", container.tag,
+                      "--shards", "2", "--precision", "fp32", "--profile", "apptainer",
+                      "--image", container.tag,
                       "--cache", str(container.cache), "--partition", "debug", "--time", "20",
                       "--cpus-per-task", "1", "--mem", "1G", cache=container.cache)
     assert submitted.returncode == 0, submitted.stderr

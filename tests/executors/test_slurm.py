@@ -408,7 +408,8 @@ def test_submit_through_slurm_equals_local_and_resubmit_repairs_a_shard(slurm_cl
                                                                         tiny_cache, tmp_path):
     from tests.helpers import REPO
 
-    reads, common = REPO / "examples" / "reads.fa", ("--models", "tiny", "--shards", "4")
+    reads, common = REPO / "examples" / "reads.fa", ("--models", "tiny", "--shards", "4",
+                                                      "--precision", "fp32")
     on_slurm, local = tmp_path / "slurm", tmp_path / "local"
     slurm_args = ("submit", reads, "--run-dir", on_slurm, *common, "--partition", "debug",
                   "--time", "10", "--cpus-per-task", "1", "--mem", "1G")
@@ -445,7 +446,7 @@ def test_scancel_mid_run_then_resubmit_equals_a_clean_run(slurm_cluster, tiny_ca
     reads.write_text("".join(">" + record for record in records))   # 40 of the golden reads
     config = tmp_path / "run.yaml"
     config.write_text("part_rows: 2\n")         # many small parts: the shard runs a while
-    common = ("--models", "tiny", "--shards", "4", "--config", config)
+    common = ("--models", "tiny", "--shards", "4", "--config", config, "--precision", "fp32")
     on_slurm, clean = tmp_path / "slurm", tmp_path / "clean"
     monkeypatch.setenv("VIRNUC_HPC_FAULTS", "part.written:*/00002/part-*=slow@1+")  # caught running
     cli("submit", reads, "--run-dir", on_slurm, *common, "--partition", "debug", "--time", "10",
@@ -484,7 +485,7 @@ def test_a_study_on_slurm_resubmits_a_cancelled_shard_and_equals_a_local_run(
     config = tmp_path / "run.yaml"
     config.write_text("part_rows: 4\n")          # many small parts: the shard runs a while
     common = ("--samplesheet", sheet, "--models", "tiny", "--shards", "3", "--chunk-size", "300",
-              "--config", config)
+              "--config", config, "--precision", "fp32")
     on_slurm, local = tmp_path / "slurm", tmp_path / "local"
     cli("submit", "--run-dir", on_slurm, *common, "--partition", "debug", "--time", "10",
         "--cpus-per-task", "1", "--mem", "1G", "--array-parallelism", "2")

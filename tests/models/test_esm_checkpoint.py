@@ -72,3 +72,29 @@ def test_checkpoint_that_runs_code_is_refused(tmp_path):
 def test_missing_checkpoint_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="no such ESM checkpoint"):
         load_esm(tmp_path / "esm2_nothing.pt")
+
+
+def test_the_model_is_never_randomly_initialised(checkpoint, monkeypatch):
+    """ESM-2 is built as a skeleton and given the checkpoint's tensors: an init function
+    run on real memory while loading would be wasted work (a minute for 3B)."""
+    def refuse(tensor, *args, **kwargs):
+        if not tensor.is_meta:
+            raise AssertionError("random initialisation of real memory while loading")
+        return tensor
+
+    for name in ("uniform_", "normal_", "xavier_uniform_", "kaiming_uniform_", "zeros_",
+                 "ones_", "constant_"):
+        monkeypatch.setattr(torch.nn.init, name, refuse)
+    model, _ = load_esm(checkpoint)
+    assert not any(p.is_meta for p in model.parameters())
+
+
+def test_loading_at_bf16_equals_fair_esm_cast_to_bf16(checkpoint):
+    model, alphabet = load_esm(checkpoint, dtype=torch.bfloat16)
+    reference = fair_esm_reference(checkpoint).to(torch.bfloat16)
+    ours, theirs = model.state_dict(), reference.state_dict()
+    assert ours.keys() == theirs.keys()
+    for key in theirs:
+        if not key.startswith("contact_head.regression"):
+            assert ours[key].dtype == torch.bfloat16
+            assert torch.equal(ours[key], theirs[key]), key

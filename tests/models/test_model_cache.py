@@ -148,12 +148,12 @@ def test_a_file_replaced_between_verification_and_loading_is_refused(cache, tmp_
     checkpoint = next((cache.root / "tiny-esm2").glob("*.pt"))
     original = loaded.LOADERS["esm"]
 
-    def replace_then_load(path, device="cpu"):
+    def replace_then_load(path, device="cpu", **kw):
         data = bytearray(checkpoint.read_bytes())
         data[-10] ^= 0xFF
         (tmp_path / "other").write_bytes(bytes(data))
         os.replace(tmp_path / "other", checkpoint)
-        return original(path, device=device)
+        return original(path, device=device, **kw)
 
     monkeypatch.setitem(loaded.LOADERS, "esm", replace_then_load)
     with LoadedModels(resolve_profile("tiny", 500), cache) as models:

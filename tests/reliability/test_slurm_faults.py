@@ -35,7 +35,7 @@ def test_node_failure_cancelled_task_and_cancelled_reduce_end_equal_to_a_clean_r
         slurm_cluster, bench, tmp_path, monkeypatch):
     reads, config = bench.input, tmp_path / "run.yaml"
     config.write_text("part_rows: 1\n")
-    common = ("--models", "tiny", "--shards", "4", "--config", config)
+    common = ("--models", "tiny", "--shards", "4", "--config", config, "--precision", "fp32")
     run, clean = tmp_path / "slurm", tmp_path / "clean"
     monkeypatch.setenv("VIRNUC_HPC_FAULTS", "embed.batch=slow@1+")   # tasks run ~10 s or more
     cli("submit", reads, "--run-dir", run, *common, "--partition", "debug", "--time", "10",

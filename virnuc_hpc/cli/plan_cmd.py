@@ -1,8 +1,9 @@
 """`virnuc-hpc plan`: bin-pack the input (one file, several, or a sample sheet) into shard
-manifests."""
+manifests, sized by GPU time for where the tasks will run."""
 
 from __future__ import annotations
 
+from ..runconfig import PRECISION_CHOICES
 from ..sequences import CHUNK_SIZES
 
 
@@ -11,9 +12,14 @@ def add_parser(sub) -> None:
                        description="Read the inputs once and write one manifest per shard and "
                                    "plan.json (with the run's fingerprint). Several files or a "
                                    "sample sheet are packed together and give per-sample "
-                                   "results (RUN/results/<sample>/).")
+                                   "results (RUN/results/<sample>/). The run's precision and "
+                                   "the shards' size are settled here, for this machine or "
+                                   "for the cluster of --profile.")
     add_input_arguments(p)
     add_plan_options(p)
+    p.add_argument("--profile", metavar="NAME|FILE.yaml",
+                   help="plan for the tasks of this submit profile (its partition's GPUs, time "
+                        "limit and array parallelism); default: this machine")
     p.add_argument("--dry-run", action="store_true",
                    help="print the table (samples, then shards), write nothing")
     p.set_defaults(func=run)
@@ -38,14 +44,23 @@ def add_plan_options(p, run_dir_required: bool = True) -> None:
     size = p.add_mutually_exclusive_group()
     size.add_argument("--shards", type=int, metavar="N")
     size.add_argument("--sequences-per-shard", type=int, metavar="K")
+    p.add_argument("--task-minutes", type=float, metavar="M",
+                   help="size shards as tasks of about M minutes of GPU time, model load "
+                        "included (default 45; within the time limit; ignored with --shards "
+                        "or --sequences-per-shard)")
     p.add_argument("--chunk-size", type=int, choices=CHUNK_SIZES, default=500)
     p.add_argument("--models", default="real", metavar="PROFILE",
                    help="model profile: real (the published weights) or tiny (tests, demo)")
     p.add_argument("--config", metavar="FILE.yaml",
                    help="run options (precision, tokens_per_batch, part_rows, compile); "
                         "flags win")
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"))
-    p.add_argument("--tokens-per-batch", type=int, metavar="N")
+    p.add_argument("--precision", choices=PRECISION_CHOICES,
+                   help="auto (default): bf16 where the tasks' GPUs run it (compute capability "
+                        "8.0+), fp16 on older GPUs, fp32 without a GPU; fp32 is the reference "
+                        "path, for exact parity with the original tool")
+    p.add_argument("--tokens-per-batch", type=int, metavar="N",
+                   help="padded tokens per encoder batch (default: sized from the GPU's free "
+                        "memory; 4096 on a CPU)")
     p.add_argument("--compile", action="store_true", default=None,
                    help="torch.compile the ESM-2 layers (bf16/fp16 only; GPU runs)")
 
@@ -53,40 +68,66 @@ def add_plan_options(p, run_dir_required: bool = True) -> None:
 def study_from(args):
     """The samples the command line names, every file and sheet row checked (nothing is
     written before this)."""
-    from ..samples import study_from_args
+    from ..plan.samples import study_from_args
 
     return study_from_args(args.inputs, args.samplesheet)
 
 
-def _options(args) -> dict:
-    from ..models.cache import profile_fingerprints
-    from ..runconfig import load_config
+def settled_config(args, target, recorded: str | None = None):
+    """(RunConfig, Settled): flags over the config file; `auto` settled for `target`."""
+    from ..runconfig import settle_config
 
-    config = load_config(args.config, precision=args.precision,
+    return settle_config(args.config, target, recorded, precision=args.precision,
                          tokens_per_batch=args.tokens_per_batch, compile=args.compile)
+
+
+def _options(args, config) -> dict:
+    from ..models.cache import profile_fingerprints
+
     return {"chunk_size": args.chunk_size, "profile": args.models, "config": config.as_dict(),
             "model_identities": profile_fingerprints(args.models, args.chunk_size)}
 
 
-def plan_from_args(args, study, run_dir, dry_run: bool = False):
+def local_target(args, parallel: int | None = None):
+    """This machine, as the tasks' target (plan without --profile, predict)."""
+    from ..devices import local_target as here
+
+    return here(parallel, args.task_minutes)
+
+
+def profile_target(args, profile):
+    from ..devices import target_for
+
+    return target_for(profile, args.task_minutes)
+
+
+def plan_from_args(args, study, run_dir, target, dry_run: bool = False):
     from ..plan import plan_input
 
+    config, settled = settled_config(args, target)
     return plan_input(study, run_dir, shards=args.shards,
                       sequences_per_shard=args.sequences_per_shard, dry_run=dry_run,
-                      **_options(args))
+                      target=target, precision_note=settled.why, **_options(args, config))
 
 
 def same_run(args, study, run_dir) -> bool:
     """Whether RUN's plan is of these inputs, models and options (the files are hashed,
-    not read again)."""
+    not read again); `--precision auto` accepts the precision the plan settled."""
     from ..plan import load_plan, study_fingerprint
 
-    return study_fingerprint(study, **_options(args)) == load_plan(run_dir).fingerprint
+    plan = load_plan(run_dir)
+    config, _ = settled_config(args, None, recorded=plan.precision)
+    return study_fingerprint(study, **_options(args, config)) == plan.fingerprint
 
 
 def run(args) -> int:
     study = study_from(args)
-    plan = plan_from_args(args, study, args.run_dir, dry_run=args.dry_run)
+    target = local_target(args)
+    if args.profile is not None:
+        from ..profiles import load_profile
+
+        target = profile_target(args, load_profile(args.profile))
+    plan = plan_from_args(args, study, args.run_dir, target, dry_run=args.dry_run)
     print(plan.table())
     if not args.dry_run:
         print(f"planned {len(plan.shards)} shards in {args.run_dir}; next: "

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .plan_cmd import add_input_arguments, add_plan_options, plan_from_args, same_run, study_from
+from .plan_cmd import (add_input_arguments, add_plan_options, local_target, plan_from_args,
+                       same_run, study_from)
 from .reduce_cmd import add_report_option, reduce_and_report
 from .run_cmd import add_progress_options, progress_options
 
@@ -37,7 +38,7 @@ def _plan_or_resume(args, study) -> None:
     from ..rundir import RunDir
 
     if not RunDir(args.out).plan.exists():
-        plan_from_args(args, study, args.out)
+        plan_from_args(args, study, args.out, local_target(args, args.parallel))
     elif not same_run(args, study, args.out):
         raise UserError(f"{args.out} holds a run of other inputs, models or options; "
                         "give a new -o/--out (or the same arguments to resume it)")

@@ -3,15 +3,18 @@ plan), then send the shards to SLURM as an array."""
 
 from __future__ import annotations
 
+import logging
 import shlex
 
-from .plan_cmd import add_input_arguments, add_plan_options, plan_from_args, same_run, study_from
+from .plan_cmd import (add_input_arguments, add_plan_options, plan_from_args, profile_target,
+                       same_run, study_from)
 
 OVERRIDES = (("--partition", str, "NAME"), ("--account", str, "NAME"), ("--qos", str, "NAME"),
              ("--time", str, "D-HH:MM:SS"), ("--gpus-per-task", int, "N"),
              ("--cpus-per-task", int, "N"), ("--mem", str, "SIZE"),
              ("--array-parallelism", int, "K"), ("--parallel", int, "K"),
              ("--image", str, "IMAGE.sif"), ("--cache", str, "DIR"))
+log = logging.getLogger(__name__)
 
 
 def add_parser(sub) -> None:
@@ -45,18 +48,53 @@ def profile_from_args(args):
     return load_profile(args.profile, **overrides)
 
 
-def existing_or_new_plan(args, study):
-    """The plan in RUN if it is for the same inputs, models and options; else plan now."""
+def existing_or_new_plan(args, study, profile):
+    """The plan in RUN if it is for the same inputs, models and options; else plan now (for
+    the profile's GPUs, time limit and parallelism). Warns about what the plan will cost."""
     from ..errors import UserError
     from ..plan import load_plan
     from ..rundir import RunDir
 
+    target = profile_target(args, profile)
     if not RunDir(args.run_dir).plan.exists():
-        return plan_from_args(args, study, args.run_dir, dry_run=args.dry_run)
-    if not same_run(args, study, args.run_dir):
+        plan = plan_from_args(args, study, args.run_dir, target, dry_run=args.dry_run)
+    elif not same_run(args, study, args.run_dir):
         raise UserError(f"{args.run_dir} holds a run of other inputs, models or options; "
                         "give a new --run-dir (or the same arguments to continue this one)")
-    return load_plan(args.run_dir)
+    else:
+        plan = load_plan(args.run_dir)
+        _warn_precision(args, plan, target)
+    _warn_over_limit(plan, profile)
+    return plan
+
+
+def _warn_precision(args, plan, target) -> None:
+    """A plan settled at fp32 (no GPU where it was planned) that is sent to GPUs."""
+    from ..devices import settle_precision
+
+    fast = settle_precision(None, target).precision
+    chosen = plan.precision_note.startswith("auto")
+    if chosen and plan.precision == "fp32" and fast != "fp32":
+        log.warning("%s was planned at fp32 (%s): its tasks run the fp32 reference path on "
+                    "the GPUs, many times slower than %s; for the fast path plan a new run dir "
+                    "(--precision %s, or plan with --profile %s)", args.run_dir,
+                    plan.precision_note or "no GPU where it was planned", fast, fast,
+                    args.profile)
+
+
+def _warn_over_limit(plan, profile) -> None:
+    from ..plan.sizing import over_limit
+
+    if profile.executor != "slurm":
+        return
+    late = over_limit([s.minutes_est for s in plan.shards], profile.time)
+    if late:
+        names = ", ".join(map(str, late[:10])) + (" ..." if len(late) > 10 else "")
+        worst = max(plan.shards[i].minutes_est for i in late)
+        log.warning("%d shard(s) are estimated past the %d-minute time limit (up to %.0f "
+                    "minutes): %s; they are requeued after the limit, resuming from their last "
+                    "part; fewer tasks of less time: re-plan without --shards, or give --time",
+                    len(late), profile.time, worst, names)
 
 
 def run(args) -> int:
@@ -76,7 +114,7 @@ def run(args) -> int:
 def _dry_run(args, study, profile, fit) -> int:
     from ..executors import make_executor, reduce_argv_for, task_argv_for
 
-    plan, executor = existing_or_new_plan(args, study), make_executor(profile)
+    plan, executor = existing_or_new_plan(args, study, profile), make_executor(profile)
     print(plan.table())
     _print_dry_run(executor, args.run_dir, [s.index for s in plan.shards],
                    task_argv_for(profile, args.run_dir), reduce_argv_for(profile, args.run_dir))
@@ -90,7 +128,7 @@ def _dry_run(args, study, profile, fit) -> int:
 def _submit(args, study, profile) -> int:
     from ..executors import make_executor, reduce_argv_for, task_argv_for
 
-    existing_or_new_plan(args, study)  # plans RUN, or checks its plan is of these arguments
+    existing_or_new_plan(args, study, profile)  # plans RUN, or checks it is of these arguments
     executor = make_executor(profile)
     task_argv, reduce_argv = task_argv_for(profile, args.run_dir), \
         reduce_argv_for(profile, args.run_dir)

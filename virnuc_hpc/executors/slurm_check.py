@@ -21,6 +21,7 @@ import re
 import subprocess
 from dataclasses import dataclass
 
+from ..devices import gres_types
 from ..errors import ConfigError, UserError
 from ..profiles import Profile, parse_time_minutes
 
@@ -68,6 +69,7 @@ class Node:
     mem: int                      # MB (RealMemory - MemSpecLimit)
     gpus: int
     partitions: tuple[str, ...]
+    gres: str = ""
 
 
 @dataclass(frozen=True)
@@ -118,12 +120,7 @@ def fields(line: str) -> dict[str, str]:
 
 def gpu_count(gres: str) -> int:
     """GPUs in a node's Gres: `gpu:2`, `gpu:a100:4(S:0-1),gpu:v100:2`, `(null)` -> 2, 6, 0."""
-    total = 0
-    for entry in re.split(r",(?![^(]*\))", gres):
-        parts = re.sub(r"\(.*\)$", "", entry.strip()).split(":")
-        if parts[0] == "gpu" and len(parts) > 1 and parts[-1].isdigit():
-            total += int(parts[-1])
-    return total
+    return sum(count for _, count in gres_types(gres))
 
 
 def parse_partitions(text: str) -> list[Partition]:
@@ -148,7 +145,8 @@ def _node(f: dict[str, str]) -> Node:
     cpus = f.get("CPUEfctv") or f.get("CPUTot") or "0"
     return Node(name=f["NodeName"], cpus=int(cpus), mem=int(f.get("RealMemory", "0")) - spec,
                 gpus=gpu_count(f.get("Gres", "")),
-                partitions=tuple(p for p in f.get("Partitions", "").split(",") if p))
+                partitions=tuple(p for p in f.get("Partitions", "").split(",") if p),
+                gres=f.get("Gres", ""))
 
 
 # -- the check --------------------------------------------------------------------------------
@@ -343,3 +341,15 @@ def check_profile(profile: Profile) -> Fit:
         return check(profile, *cluster())
     except Unavailable as exc:
         return Fit(WARNING, f"could not check the request against the cluster's nodes ({exc})")
+
+
+def partition_gres(name: str | None) -> list[str]:
+    """The Gres of every node of partition `name` (else the default one); [] when the
+    cluster cannot be asked."""
+    try:
+        partitions, nodes = cluster()
+    except Unavailable as exc:
+        log.info("GPU types of the partition not known (%s)", exc)
+        return []
+    part, _ = _partition_of(name, partitions)
+    return [n.gres for n in nodes if part is not None and part.name in n.partitions]

@@ -10,6 +10,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from .. import fsio
 from ..cacheinfo import MANIFEST, default_root, listing_fingerprint, manifest_fingerprint
 from ..errors import ConfigError, IntegrityError, UserError
 from .registry import REGISTRY, ModelSpec
+from .stamps import Stamps, identity
 
 log = logging.getLogger(__name__)
 
@@ -73,22 +75,20 @@ def publish_bytes(final: Path, data: bytes) -> dict:
         tmp.unlink(missing_ok=True)
 
 
-def _identity(path: Path) -> tuple[int, int, int, int]:
-    """What changes when a file is replaced or rewritten: device, inode, size, mtime."""
-    st = path.stat()
-    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
-
-
 class ModelCache:
-    def __init__(self, root=None):
+    """Verification hashes each file against the MANIFEST, unless a node-local stamp
+    (stamps.py) says this very file (same inode, size, mtime, ctime) hashed right here."""
+
+    def __init__(self, root=None, stamps: Stamps | None = None):
         self.root = Path(root if root is not None else default_root()).expanduser()
         self.hashed: dict[str, dict[str, tuple]] = {}  # model -> identity of each file hashed
+        self.stamps = stamps or Stamps()
 
     def identities(self, spec: ModelSpec) -> dict[str, tuple]:
         """The current identity of every file the entry's MANIFEST lists."""
         files = (self.manifest(spec) or {}).get("files", {}) if spec.source != "path" else {}
         try:
-            return {name: _identity(self.entry_dir(spec) / name) for name in sorted(files)}
+            return {name: identity(self.entry_dir(spec) / name) for name in sorted(files)}
         except OSError:
             return {}
 
@@ -161,16 +161,28 @@ class ModelCache:
         if not path.is_file():
             raise IntegrityError(f"{path}: missing from the cache entry; {fix}")
         try:
-            identity = _identity(path)
-            digest = fsio.sha256_file(path)
+            ident, digest = self._hash(path)
         except OSError as exc:
             raise IntegrityError(f"{path}: unreadable ({exc.strerror or exc}); {fix}") from exc
-        if identity[2] != record["size"]:
-            raise IntegrityError(f"{path}: {identity[2]} bytes, expected {record['size']} "
+        if ident[2] != record["size"]:
+            raise IntegrityError(f"{path}: {ident[2]} bytes, expected {record['size']} "
                                  f"(truncated or replaced); {fix}")
         if digest != record["sha256"]:
             raise IntegrityError(f"{path}: sha256 mismatch (corrupted); {fix}")
-        return identity
+        return ident
+
+    def _hash(self, path: Path) -> tuple[tuple, str]:
+        """(identity, sha256): the stamp's when this node hashed this very file, else hashed
+        now (and stamped)."""
+        ident = identity(path)
+        known = self.stamps.lookup(path, ident)
+        if known is not None:
+            return ident, known
+        started = time.time_ns()
+        digest = fsio.sha256_file(path)
+        if identity(path) == ident:   # unchanged while it was read
+            self.stamps.record(path, ident, digest, started)
+        return ident, digest
 
     def status(self, spec: ModelSpec) -> EntryStatus:
         directory = self.entry_dir(spec)

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError, UserError
+from .skeleton import skeleton
 
 ATTENTION_IMPLS = ("eager", "sdpa")
 PAD_BIAS = -10000.0  # the published additive mask value
@@ -245,11 +246,20 @@ def _special_tokens(folder: Path) -> dict:
     return {}
 
 
-def load_dnabert(path, device="cpu"):
-    """Load (tokenizer, DnabertModel) from a DNABERT-S folder, eval mode, fp32."""
+def load_dnabert(path, device="cpu", dtype: torch.dtype = torch.float32):
+    """Load (tokenizer, DnabertModel) from a DNABERT-S folder, on `device` at `dtype`, eval
+    mode. Built as a skeleton (skeleton.py) and given the file's tensors (strict keys): nothing is
+    initialised only to be overwritten."""
     folder = Path(path)
     if not (folder / "config.json").is_file():
         raise UserError(f"{folder}: no config.json; fix: point at a DNABERT-S model folder")
-    model = DnabertModel(DnabertConfig.from_json(folder / "config.json"))
-    model.load_state_dict(read_state_dict(folder), strict=True)
-    return DnabertTokenizer(folder), model.to(device).eval()
+    model = assemble_dnabert(folder, read_state_dict(folder))
+    return DnabertTokenizer(folder), model.to(device).to(dtype).eval()
+
+
+def assemble_dnabert(folder: Path, state: dict[str, torch.Tensor]) -> "DnabertModel":
+    """The folder's architecture as a skeleton, given `state` (strict keys)."""
+    with skeleton():
+        model = DnabertModel(DnabertConfig.from_json(folder / "config.json"))
+    model.load_state_dict(state, strict=True, assign=True)
+    return model

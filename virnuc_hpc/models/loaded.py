@@ -15,24 +15,34 @@ from .esm import load_esm
 from .registry import ModelSpec, Profile
 
 LOADERS = {"dnabert": load_dnabert, "esm": load_esm, "classifier": load_classifier}
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+Key = tuple[str, str, str, str, str]  # kind, path, fingerprint, device, precision
 
-# (kind, path, fingerprint, device) -> loaded object; shared by every LoadedModels in the process
-_loaded: dict[tuple[str, str, str, str], object] = {}
-_users: dict[tuple[str, str, str, str], int] = {}
+# Key -> loaded object; shared by every LoadedModels in the process
+_loaded: dict[Key, object] = {}
+_users: dict[Key, int] = {}
 _guard = threading.Lock()
 
 
-def _acquire(key: tuple[str, str, str, str]) -> object:
+def _acquire(key: Key) -> object:
     with _guard:
         if key not in _loaded:
-            kind, path, _, device = key
+            kind, path, _, device, precision = key
             fault_point("models.load", kind)
-            _loaded[key] = LOADERS[kind](path, device=device)
+            _loaded[key] = _load(kind, path, device, precision)
         _users[key] = _users.get(key, 0) + 1
         return _loaded[key]
 
 
-def _drop(key: tuple[str, str, str, str]) -> None:
+def _load(kind: str, path: str, device: str, precision: str) -> object:
+    """The encoders on `device` at `precision`, cast there; the classifier stays fp32 (the
+    scores always come from fp32 features)."""
+    if kind == "classifier":
+        return LOADERS[kind](path, device=device)
+    return LOADERS[kind](path, device=device, dtype=DTYPES[precision])
+
+
+def _drop(key: Key) -> None:
     with _guard:
         _users[key] -= 1
         if _users[key] == 0:
@@ -42,12 +52,15 @@ def _drop(key: tuple[str, str, str, str]) -> None:
 class LoadedModels:
     """The profile's three models, verified then loaded lazily, once per process.
 
-    `.dnabert` is (tokenizer, DnabertModel), `.esm` is (ESM model, alphabet), `.classifier` is
-    an eval-mode MLPClassifier. `release()` (or leaving the `with` block) drops them."""
+    `.dnabert` is (tokenizer, DnabertModel), `.esm` is (ESM model, alphabet), both on `device`
+    at `precision`; `.classifier` is an eval-mode fp32 MLPClassifier. `release()` (or leaving
+    the `with` block) drops them."""
 
-    def __init__(self, profile: Profile, cache: ModelCache | None = None, device="cpu"):
+    def __init__(self, profile: Profile, cache: ModelCache | None = None, device="cpu",
+                 precision: str = "fp32"):
         self.profile, self.cache, self.device = profile, cache or ModelCache(), str(device)
-        self._keys: dict[str, tuple[str, str, str, str]] = {}
+        self.precision = precision
+        self._keys: dict[str, Key] = {}
         self._objects: dict[str, object] = {}
 
     @property
@@ -59,11 +72,12 @@ class LoadedModels:
         """The same as `cache.profile_fingerprints` for this profile."""
         return {spec.name: self._key(spec)[2] for spec in self.profile.specs()}
 
-    def _key(self, spec: ModelSpec) -> tuple[str, str, str, str]:
+    def _key(self, spec: ModelSpec) -> Key:
         if spec.kind not in self._keys:
             path = self.cache.prewarm(spec)
             fingerprint = model_fingerprint(spec, path)
-            self._keys[spec.kind] = (spec.kind, str(path), fingerprint, self.device)
+            self._keys[spec.kind] = (spec.kind, str(path), fingerprint, self.device,
+                                     self.precision)
         return self._keys[spec.kind]
 
     def _get(self, spec: ModelSpec):

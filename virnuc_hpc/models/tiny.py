@@ -169,7 +169,7 @@ def dnabert_files(seed: int = SEED, cfg: DnabertConfig = TINY_DNABERT) -> dict[s
 # ---------------------------------------------------------------- ESM-2
 
 
-def _esm_checkpoint_key(name: str) -> str | None:
+def esm_checkpoint_key(name: str) -> str | None:
     """fair-esm checkpoints prefix keys; the contact regression lives in a separate file."""
     if name.startswith("contact_head.regression."):
         return None
@@ -190,7 +190,7 @@ def esm_checkpoint(seed: int = SEED, layers: int = 2, dim: int = 64, heads: int 
             param.copy_(random_param(name, tuple(param.shape), gen))
     state = {}
     for name, tensor in model.state_dict().items():
-        key = _esm_checkpoint_key(name)
+        key = esm_checkpoint_key(name)
         if key is not None:
             state[key] = tensor.clone()
     cfg = Namespace(_name="ESM2", arch="esm2", encoder_layers=layers, encoder_embed_dim=dim,

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from .errors import ConfigError, InputError
-from .sequences.source import check_input
+from ..errors import ConfigError, InputError
+from ..sequences.source import check_input
 
 SHEET_COLUMNS = ("sample", "fasta")
 NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")

@@ -1,0 +1,177 @@
+"""`plan_input`: read the inputs once, size and pack the shards, write the run's plan.
+
+The one read (scan.py) streams each sequence's row to scratch and keeps only the histogram of
+costs and per-sample totals; the shard count follows from the work (sizing.py) and the packing
+from the histogram (packing.py); a second pass over the scratch files (route.py) sends each
+row to its shard; the manifests (manifest.py) and then plan.json are written last.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import IO, Iterator, Mapping
+
+import numpy as np
+
+from .. import __version__
+from ..devices import Target
+from ..errors import ConfigError, UserError
+from ..fsio import atomic_write, make_dirs, sha256_file
+from ..rundir import RunDir, claim_run_dir, write_provenance
+from ..throughput import esm_rate
+from .manifest import write_manifests
+from .packing import Allocation, allocate, imbalance
+from .record import Plan, SamplePlan, ShardPlan, fingerprint
+from .route import Routed, route
+from .samples import Study, study_from_files
+from .scan import Tally, scan
+from .sizing import FRAMES_PER_CHUNK, Sizing, Work, describe, shard_count
+
+CHUNK_SIZES = (300, 500)
+ESTIMATE_NOTE = ("estimate: {rate}; {frames} kept frames per {chunk}-bp chunk assumed "
+                 "(docs/workload.md), DNABERT-S and I/O ignored")
+CPU = Target("this machine")
+
+
+def _validate(chunk_size: int, profile: str) -> None:
+    if chunk_size not in CHUNK_SIZES:
+        choices = ", ".join(map(str, CHUNK_SIZES))
+        raise ConfigError(f"chunk size {chunk_size} is not one of {choices}")
+    if not profile:
+        raise ConfigError("a model profile is required (e.g. 'real' or 'tiny')")
+
+
+def _inputs_key(study: Study, digests: list[str]) -> str | list[dict]:
+    """What the fingerprint knows of the inputs: one file's sha256 (as before samples), or
+    every sample's name, sha256 and metadata."""
+    if not study.per_sample:
+        return digests[0]
+    return [{"name": s.name, "sha256": d, "metadata": s.metadata}
+            for s, d in zip(study.samples, digests)]
+
+
+def study_fingerprint(inputs: str | os.PathLike | Study, chunk_size: int = 500,
+                      profile: str = "tiny", config: Mapping | None = None,
+                      model_identities: Mapping | None = None) -> str:
+    """The fingerprint `plan_input` would record, from the files' sha256 alone (no parsing):
+    whether a run dir holds a plan of these inputs and options."""
+    study = _study(inputs)
+    with ThreadPoolExecutor(4) as pool:
+        digests = list(pool.map(sha256_file, [s.path for s in study.samples]))
+    return fingerprint(_inputs_key(study, digests), chunk_size, profile, dict(config or {}),
+                       dict(model_identities or {}))
+
+
+def _study(inputs: str | os.PathLike | Study) -> Study:
+    return inputs if isinstance(inputs, Study) else study_from_files([inputs])
+
+
+def plan_input(inputs: str | os.PathLike | Study, run_dir: str | os.PathLike,
+               shards: int | None = None, sequences_per_shard: int | None = None,
+               chunk_size: int = 500, profile: str = "tiny", config: Mapping | None = None,
+               model_identities: Mapping | None = None, dry_run: bool = False,
+               target: Target = CPU, precision_note: str = "") -> Plan:
+    """Read the inputs (a file, or a `Study`) once and plan the run in `run_dir` for `target`
+    (where the tasks run: it sizes the shards unless `shards`/`sequences_per_shard` is
+    given); nothing is written on a dry run."""
+    _validate(chunk_size, profile)
+    study, run = _study(inputs), RunDir(run_dir)
+    if not dry_run:
+        _prepare_run_dir(run)
+    try:
+        plan = _plan(study, run, Sizing(target, shards, sequences_per_shard), chunk_size, profile,
+                     dict(config or {}), dict(model_identities or {}), dry_run)
+        plan.precision_note = precision_note
+        if not dry_run:
+            atomic_write(run.plan, plan.to_json())
+    except BaseException:
+        if not dry_run:
+            shutil.rmtree(run.shards, ignore_errors=True)
+        raise
+    if not dry_run:
+        write_provenance(run, "plan", {"fingerprint": plan.fingerprint, "sheet": plan.sheet,
+                                       "samples": [_provenance(s) for s in plan.samples]})
+    return plan
+
+
+def _provenance(sample: SamplePlan) -> dict:
+    return {"name": sample.name, "path": sample.path, "sha256": sample.sha256}
+
+
+def _plan(study: Study, run: RunDir, sizing: Sizing, chunk_size: int, profile: str,
+          config: dict, models: dict, dry_run: bool) -> Plan:
+    rate = esm_rate(config.get("precision", "fp32")).residues_per_s
+    with _scratch(run, dry_run) as (rows, ids):
+        tally, digests = scan(study, chunk_size, rows, ids)
+        total, chunks, bases = (sum(column) for column in zip(*tally.samples))
+        count = shard_count(total, Work.of(chunks, bases, chunk_size, rate), sizing)
+        allocation = allocate(tally.costs, count)
+        rows.seek(0)
+        if ids is not None:
+            ids.seek(0)
+        routed = route(run if not dry_run else None, rows, ids, total, allocation,
+                       _starts(tally))
+    plan = _make_plan(study, digests, chunk_size, profile, config, models, tally, allocation,
+                      routed)
+    plan.sizing_note = describe(sizing)
+    if not dry_run:
+        write_manifests(run, plan)
+    return plan
+
+
+def _starts(tally: Tally) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum([n for n, _, _ in tally.samples])]).astype(np.int64)
+
+
+@contextmanager
+def _scratch(run: RunDir, dry_run: bool) -> Iterator[tuple[IO[bytes], IO[str] | None]]:
+    """The scan's files: in RUN/shards (removed when routed), or a temporary file for a dry
+    run, which keeps no IDs."""
+    if dry_run:
+        with tempfile.TemporaryFile() as rows:
+            yield rows, None
+        return
+    paths = (run.shards / ".scan.tmp", run.shards / ".all-ids.tmp")
+    with open(paths[0], "w+b") as rows, open(paths[1], "w+", encoding="utf-8") as ids:
+        yield rows, ids
+    for path in paths:
+        path.unlink()
+
+
+def _make_plan(study: Study, digests: list[str], chunk_size: int, profile: str, config: dict,
+               models: dict, tally: Tally, allocation: Allocation, routed: Routed) -> Plan:
+    rate = esm_rate(config.get("precision", "fp32"))
+
+    def work(chunks: int, bases: int) -> tuple[int, float]:
+        estimate = Work.of(chunks, bases, chunk_size, rate.residues_per_s)
+        return estimate.tokens, estimate.hours
+
+    samples = [SamplePlan(s.name, str(s.path), d, s.path.stat().st_size, n, c, b,
+                          *work(c, b), dict(s.metadata))
+               for s, d, (n, c, b) in zip(study.samples, digests, tally.samples)]
+    shard_plans = [ShardPlan(i, int(n), int(c), int(b), *work(int(c), int(b)))
+                   for i, (n, c, b) in enumerate(zip(allocation.sequences, allocation.loads,
+                                                     routed.bases))]
+    for (shard, sample), (n, c) in sorted(routed.held.items()):
+        shard_plans[shard].samples.append([sample, n, c])
+    note = ESTIMATE_NOTE.format(rate=rate.describe(), frames=FRAMES_PER_CHUNK[chunk_size],
+                                chunk=chunk_size)
+    return Plan(fingerprint(_inputs_key(study, digests), chunk_size, profile, config, models),
+                samples, str(study.sheet) if study.sheet else None, chunk_size, profile,
+                config, models, __version__, sum(s.sequences for s in samples),
+                sum(s.chunks for s in samples), sum(s.bases for s in samples),
+                imbalance(allocation.loads), note, shard_plans)
+
+
+def _prepare_run_dir(run: RunDir) -> None:
+    if run.plan.exists():
+        raise UserError(f"{run.root} already holds a plan ({run.plan}); "
+                        "use a new --run-dir, or remove this one to re-plan")
+    claim_run_dir(run)
+    if run.shards.exists():
+        shutil.rmtree(run.shards)  # left by a plan of ours that did not finish (no plan.json)
+    make_dirs(run.shards)
