@@ -30,7 +30,6 @@ import os
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from itertools import islice
 from pathlib import Path
 from typing import Callable, Iterable, NamedTuple
@@ -47,6 +46,7 @@ from .rundir import ResultFiles, RunDir
 from .runconfig import RunConfig
 from .sequences.prepare import SKIP_REASONS, chunk_spans
 from .store import frame_key, read_done
+from .versions import package_version
 
 DEFAULT_TOP = 5
 MAX_TRACKS = 40
@@ -321,13 +321,7 @@ def provenance(run: RunDir) -> dict[str, dict]:
 
 def versions() -> dict[str, str]:
     """Versions of the packages that matter, on the machine writing the report."""
-    found = {}
-    for name in PACKAGES:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = "not installed"
-    return found
+    return {name: package_version(name) for name in PACKAGES}
 
 
 # --- collecting -----------------------------------------------------------------------------
