@@ -17,12 +17,12 @@ for a run of one file, in RUN/results/<sample>/ for a study, with `samples.tsv` 
 sample); an index of the feature parts (`features_index.json`), `versions.yml` (versions.py),
 MultiQC's custom content (mqc.py: the accounting and a best-virus-score histogram per sample,
 counted while the merge streams), and `summary.json`, written last, with the accounting (per
-sample too, in a study). Per-sequence call: VirNucPro only calls
-chunks (`Is_Virus = max(score2) >= max(score1)` over a chunk's kept frames); a sequence is
-`virus` when any of its chunks is, `others` when it has kept frames but no virus chunk, and
-`skipped` (with the reason) when no frame was kept. The identity input sequences = predicted +
-skipped is checked for every sample; the files are staged in scratch and published only when
-every sample's accounting adds up.
+sample too, in a study). Per-sequence call: VirNucPro only calls chunks (`Is_Virus =
+max(score2) >= max(score1)` over a chunk's kept frames); a sequence is `virus` when any of its
+chunks is, `others` when it has kept frames but no virus chunk, and `skipped` (with the
+reason) when no frame was kept. The identity input sequences = predicted + skipped is checked
+for every sample; the files are staged in scratch and published only when every sample's
+accounting adds up.
 
 A reduce that is killed leaves the previous results or complete new files (each is published
 whole; summary.json, removed first and written last, says the set is complete) plus scratch,
