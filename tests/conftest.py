@@ -1,4 +1,5 @@
-"""Shared fixtures: golden files, the tiny model cache, a real SLURM test cluster."""
+"""Shared fixtures: golden files, the tiny model cache, a real SLURM test cluster, headless
+chromium."""
 
 import os
 import shutil
@@ -10,6 +11,7 @@ import pytest
 from tests.executors.slurm_cluster import (APT_PACKAGES, SlurmCluster, install_allowed,
                                            install_slurm, missing_binaries)
 from tests.helpers import GOLDEN
+from tests.helpers_browser import CHROMIUM, MISSING, launched_browser
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -42,6 +44,14 @@ def tiny_cache(tmp_path_factory) -> Path:
         for spec in resolve_profile("tiny", size).specs():
             cache.prewarm(spec)
     return root
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium, headless, driven by playwright (skipped without /usr/bin/chromium)."""
+    if not CHROMIUM.exists():
+        pytest.skip(MISSING)
+    yield from launched_browser()
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import REPO
+from tests.helpers_browser import open_page
 from tests.helpers_run import planned_run, predictions
 from virnuc_hpc.cli import main
 from virnuc_hpc.cli.reduce_cmd import reduce_and_report
@@ -29,10 +30,6 @@ try:
 except ImportError:  # tests/ imported as a package
     from tests.test_store import WIDTHS, write_fake_task
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 ODD_ID = 'odd<b>&"id\''
 
 
@@ -207,39 +204,6 @@ def test_selection_limits(tmp_path, capsys):
 
 
 # --- the page in a browser ---------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def browser():
-    """Debian's chromium, headless, driven by playwright (no browser download)."""
-    if not CHROMIUM.exists():
-        pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium; "
-                    ".ci/run does)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        launched = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
-                                      timeout=120_000)
-        yield launched
-        launched.close()
-
-
-def open_page(browser, report_html: Path, screenshot: Path) -> dict:
-    """Open the page from file://; return its errors, requests, images and text."""
-    seen = {"errors": [], "requests": []}
-    page = browser.new_page(viewport={"width": 1200, "height": 900})
-    try:
-        page.on("console", lambda m: m.type == "error" and seen["errors"].append(m.text))
-        page.on("pageerror", lambda exc: seen["errors"].append(str(exc)))
-        page.on("request", lambda request: seen["requests"].append(request.url))
-        page.goto(report_html.resolve().as_uri(), wait_until="load", timeout=120_000)
-        seen["images"] = page.evaluate(
-            "Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
-        seen["text"] = page.inner_text("body")
-        page.screenshot(path=str(screenshot), full_page=True)
-    finally:
-        page.close()
-    return seen
-
 
 def test_chromium_opens_the_report(browser, tiny_run, tmp_path):
     seen = open_page(browser, write_report(tiny_run).html, tmp_path / "report.png")

@@ -41,7 +41,8 @@ def reduced(tiny_cache, tmp_path_factory):
 
 
 @pytest.mark.parametrize("argv", [
-    ["--help"], ["status", "{run}"], ["status", "{run}", "--json"], ["reduce", "{run}"],
+    ["--help"], ["--version"], ["status", "{run}"], ["status", "{run}", "--json"],
+    ["reduce", "{run}"],
     ["status", "{run}", "--by-sample"],
     ["translate", str(EXAMPLE), "--nucleotide-out", "{tmp}/n.fa", "--protein-out", "{tmp}/p.faa"],
     ["plan", str(EXAMPLE), "--models", "tiny", "--run-dir", "{tmp}/plan"],

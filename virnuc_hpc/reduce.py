@@ -14,13 +14,15 @@ frames nor the samples: it holds one shard's scores at a time and a block per sc
 Files: VirNucPro's `prediction_results.txt` and `prediction_results_highestscore.csv`
 (outputs.py), `predictions.tsv` (one row per input sequence, in input order) - in RUN/results/
 for a run of one file, in RUN/results/<sample>/ for a study, with `samples.tsv` (one row per
-sample); an index of the feature parts (`features_index.json`), and `summary.json`, written
-last, with the accounting (per sample too, in a study). Per-sequence call: VirNucPro only calls
-chunks (`Is_Virus = max(score2) >= max(score1)` over a chunk's kept frames); a sequence is
-`virus` when any of its chunks is, `others` when it has kept frames but no virus chunk, and
-`skipped` (with the reason) when no frame was kept. The identity input sequences = predicted +
-skipped is checked for every sample; the files are staged in scratch and published only when
-every sample's accounting adds up.
+sample); an index of the feature parts (`features_index.json`), `versions.yml` (versions.py),
+MultiQC's custom content (mqc.py: the accounting and a best-virus-score histogram per sample,
+counted while the merge streams), and `summary.json`, written last, with the accounting (per
+sample too, in a study). Per-sequence call: VirNucPro only calls chunks (`Is_Virus =
+max(score2) >= max(score1)` over a chunk's kept frames); a sequence is `virus` when any of its
+chunks is, `others` when it has kept frames but no virus chunk, and `skipped` (with the
+reason) when no frame was kept. The identity input sequences = predicted + skipped is checked
+for every sample; the files are staged in scratch and published only when every sample's
+accounting adds up.
 
 A reduce that is killed leaves the previous results or complete new files (each is published
 whole; summary.json, removed first and written last, says the set is complete) plus scratch,
@@ -48,6 +50,7 @@ from typing import IO, Iterator, Mapping
 import numpy as np
 from filelock import FileLock, Timeout
 
+from . import mqc
 from .errors import IntegrityError, UserError
 from .faults import fault_point
 from .fsio import atomic_write, make_dirs, publish
@@ -55,8 +58,10 @@ from .outputs import HIGHEST_HEADER, LABELS, PREDICTION_HEADER, ChunkTable, chun
     reopening_lines
 from .plan import Manifest, Plan, SamplePlan, load_manifest, load_plan
 from .rundir import ResultFiles, RunDir, contained, index_name, write_provenance
+from .scores import Histogram
 from .sequences.prepare import SKIP_REASONS
 from .store import AccountRow, iter_accounting, mark_rejected, read_done, verify_task
+from .versions import versions_yaml
 
 PREDICTIONS_HEADER = ("sequence_id", "length", "chunks", "kept_frames", "virus_chunks",
                       "best_virus_score", "call", "skip_reason")
@@ -263,13 +268,15 @@ def _chunks_by_sample(table: ChunkTable) -> Iterator[tuple[int, Iterator[tuple[s
 
 @dataclass
 class _Sample:
-    """One sample's files being written (staged), and its counts."""
+    """One sample's files being written (staged), its counts and its predicted sequences'
+    best virus scores (a fixed-bin histogram)."""
 
     index: int
     plan: SamplePlan
     files: ResultFiles
     counts: Counter = field(default_factory=Counter)
     skipped: Counter = field(default_factory=Counter)
+    scores: Histogram = field(default_factory=Histogram)
     seen: int = 0
 
     def write_rows(self, items: Iterator[tuple[int, str, str]], start: int) -> None:
@@ -285,6 +292,7 @@ class _Sample:
                 sample, scored, row = rest.split("\t", 2)
                 self._check_order(ordinal, start, int(sample))
                 predictions.write(self._count(int(scored), row) + "\n")
+        self.scores.flush()
 
     def _check_order(self, ordinal: int, start: int, sample: int) -> None:
         if ordinal != start + self.seen:
@@ -303,6 +311,8 @@ class _Sample:
                             "virus_chunks": int(fields[4])})
         if fields[6] == "skipped":
             self.skipped[fields[7]] += 1
+        else:
+            self.scores.add(float(fields[5]))
         return row
 
     def write_highest(self, chunks: Iterator[tuple[str, bool]]) -> None:
@@ -332,12 +342,14 @@ def _counted(counts: Counter, skipped: Counter) -> dict:
             **{name: counts[name] for name in COUNTS[3:]}}
 
 
-def _merge(plan: Plan, paths: list[Path], table: ChunkTable, staged: Path) -> list[dict]:
-    """Every sample's three files, staged in `staged/<index>/`; their accounting."""
+def _merge(plan: Plan, paths: list[Path], table: ChunkTable,
+           staged: Path) -> tuple[list[dict], list[Histogram]]:
+    """Every sample's three files, staged in `staged/<index>/`; their accounting and
+    best-virus-score histograms."""
     merged = _Until(heapq.merge(*map(_keyed, paths), key=lambda item: item[0]))
     chunks = _chunks_by_sample(table)
     pending = next(chunks, None)
-    starts, accounts = plan.sample_starts().tolist(), []
+    starts, accounts, histograms = plan.sample_starts().tolist(), [], []
     for index, source in enumerate(plan.samples):
         sample = _Sample(index, source, ResultFiles(staged / f"{index:08d}"))
         sample.write_rows(merged.until(starts[index + 1]), starts[index])
@@ -345,10 +357,11 @@ def _merge(plan: Plan, paths: list[Path], table: ChunkTable, staged: Path) -> li
         sample.write_highest(pending[1] if mine else iter(()))
         pending = next(chunks, None) if mine else pending
         accounts.append(sample.accounting())
+        histograms.append(sample.scores)
     if merged.head is not None:
         raise IntegrityError(f"the shards hold input sequence {merged.head[0]}, the plan has "
                              f"{starts[-1]}; the plan and the tasks disagree")
-    return accounts
+    return accounts, histograms
 
 
 # --- the results ------------------------------------------------------------------------------
@@ -436,18 +449,19 @@ class _alone:
 
 
 def _files(run: RunDir, plan: Plan) -> dict[str, str]:
-    names = ("features_index", "summary")
+    names = ("features_index", "versions", "summary")
+    multiqc = {"multiqc": str(run.multiqc("*"))}
     if not plan.per_sample:
         names = ("prediction_results", "highestscore", "predictions", *names)
-        return {name: str(getattr(run, name)) for name in names}
+        return {**{name: str(getattr(run, name)) for name in names}, **multiqc}
     folders = f"{run.results}/<sample>/ (one folder per sample, {len(plan.samples)})"
     return {"samples": str(run.samples_table), "per_sample": folders,
-            **{name: str(getattr(run, name)) for name in names}}
+            **{name: str(getattr(run, name)) for name in names}, **multiqc}
 
 
 def _write_results(run: RunDir, plan: Plan, table: ChunkTable, scratch: Path) -> dict:
     paths = [_scratch_file(scratch, shard.index) for shard in plan.shards]
-    accounts = _merge(plan, paths, table, scratch / "out")
+    accounts, histograms = _merge(plan, paths, table, scratch / "out")
     fault_point("reduce.merged")
     totals = _totals(plan, accounts)
     staged = []
@@ -458,11 +472,23 @@ def _write_results(run: RunDir, plan: Plan, table: ChunkTable, scratch: Path) ->
     if plan.per_sample:
         _write_samples_table(scratch / "out" / "samples.tsv", accounts)
         staged.append((scratch / "out" / "samples.tsv", run.samples_table))
+    staged += _stage_workflow_files(run, plan, accounts, histograms, scratch / "out")
     _publish(staged)
     atomic_write(run.features_index, json.dumps(_features_index(run, plan), indent=1) + "\n")
     summary = _summary(plan, totals, accounts)
     atomic_write(run.summary, json.dumps(summary, indent=1, sort_keys=True) + "\n")
     return summary
+
+
+def _stage_workflow_files(run: RunDir, plan: Plan, accounts: list[dict],
+                          histograms: list[Histogram], out: Path) -> list[tuple[Path, Path]]:
+    """versions.yml and the MultiQC files, written in `out`: (staged, final) pairs."""
+    texts = {run.versions: versions_yaml(), run.multiqc_versions: versions_yaml()}
+    texts |= {run.multiqc(part): json.dumps(doc, indent=1) + "\n"
+              for part, doc in mqc.documents(accounts, histograms, plan.profile).items()}
+    for final, text in texts.items():
+        (out / final.name).write_text(text, encoding="utf-8")
+    return [(out / final.name, final) for final in texts]
 
 
 def _publish(staged: list[tuple[Path, Path]]) -> None:

@@ -30,7 +30,6 @@ import os
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from itertools import islice
 from pathlib import Path
 from typing import Callable, Iterable, NamedTuple
@@ -45,13 +44,13 @@ from .plan import Plan, load_plan
 from .reduce import PREDICTIONS_HEADER, SAMPLES_HEADER
 from .rundir import ResultFiles, RunDir
 from .runconfig import RunConfig
+from .scores import SCORE_EDGES, Histogram
 from .sequences.prepare import SKIP_REASONS, chunk_spans
 from .store import frame_key, read_done
+from .versions import package_version
 
 DEFAULT_TOP = 5
 MAX_TRACKS = 40
-SCORE_EDGES = np.linspace(0.0, 1.0, 51)
-HISTOGRAM_BLOCK = 1 << 16
 MAX_SHARD_ROWS = 100
 CALLS = ("virus", "others")
 PACKAGES = ("virnuc-hpc", "torch", "transformers", "fair-esm", "numpy", "safetensors",
@@ -93,24 +92,6 @@ def _row(ordinal: int, first_frame: int, sample: str, fields: list[str]) -> Sequ
 def qualified(sample: str, sequence_id: str) -> str:
     """How a sequence is named on the page and in --sequences: `SAMPLE/ID` in a study."""
     return f"{sample}/{sequence_id}" if sample else sequence_id
-
-
-class Histogram:
-    """Counts over fixed bin edges; values are binned by numpy a block at a time."""
-
-    def __init__(self, edges: np.ndarray):
-        self.edges, self.counts = edges, np.zeros(len(edges) - 1, np.int64)
-        self._buffer: list[float] = []
-
-    def add(self, value: float) -> None:
-        self._buffer.append(value)
-        if len(self._buffer) >= HISTOGRAM_BLOCK:
-            self.flush()
-
-    def flush(self) -> None:
-        if self._buffer:
-            self.counts += np.histogram(self._buffer, self.edges)[0]
-            self._buffer = []
 
 
 @dataclass
@@ -321,13 +302,7 @@ def provenance(run: RunDir) -> dict[str, dict]:
 
 def versions() -> dict[str, str]:
     """Versions of the packages that matter, on the machine writing the report."""
-    found = {}
-    for name in PACKAGES:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = "not installed"
-    return found
+    return {name: package_version(name) for name in PACKAGES}
 
 
 # --- collecting -----------------------------------------------------------------------------

@@ -15,6 +15,8 @@
     RUN/results/<sample>/prediction_results.txt ... a run of several samples: each sample's
                three files in its folder (none at the top), and RUN/results/samples.tsv
     RUN/results/report.html, prediction.png         the run report (derived from the above)
+    RUN/results/versions.yml                        nf-core's versions.yml (tool, python, torch...)
+    RUN/results/virnuc_hpc_*_mqc.json, virnuc_hpc_mqc_versions.yml   MultiQC custom content
     RUN/provenance/<stage>.json                     who ran what, with which versions
     RUN/.virnuc-run                                 marks the folder as a run (claim_run_dir)
     RUN/.driver.lock, RUN/.driver.json              the command driving the run (driver_lock)
@@ -251,6 +253,19 @@ class RunDir:
     @property
     def prediction_figure(self) -> Path:
         return self.results / "prediction.png"
+
+    @property
+    def versions(self) -> Path:
+        return self.results / "versions.yml"
+
+    def multiqc(self, part: str) -> Path:
+        """A MultiQC custom-content file (`*_mqc.json`: any MultiQC finds it)."""
+        return self.results / f"virnuc_hpc_{part}_mqc.json"
+
+    @property
+    def multiqc_versions(self) -> Path:
+        """versions.yml again, named for MultiQC's software versions (`*_mqc_versions.yml`)."""
+        return self.results / "virnuc_hpc_mqc_versions.yml"
 
     def provenance(self, stage: str) -> Path:
         return self.root / "provenance" / f"{stage}.json"

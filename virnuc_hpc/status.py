@@ -204,6 +204,17 @@ def pending_indices(run_dir: str | os.PathLike, states: Iterable[str] = RESUBMIT
     return [s["index"] for s in states if s["state"] in wanted]
 
 
+def results_published(run_dir: str | os.PathLike) -> bool:
+    """Whether RUN/results/ is what reduce published from the shards now on disk: summary.json
+    (removed first, written last) is there and newer than every shard's DONE."""
+    run, plan = RunDir(run_dir), load_plan(run_dir)
+    if not run.summary.is_file():
+        return False
+    written = run.summary.stat().st_mtime_ns
+    dones = [run.task(shard.index).done for shard in plan.shards]
+    return all(done.is_file() and done.stat().st_mtime_ns <= written for done in dones)
+
+
 def format_table(status: dict) -> str:
     """Plain-text status: one line per shard (per sample, when the status has samples), then
     the totals."""

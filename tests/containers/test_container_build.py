@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.containers import recipes
 from tests.containers.podman_local import Podman, ensure_podman
@@ -113,8 +114,9 @@ def container(work, built):
 def test_help_works_and_the_user_is_not_root(container):
     helped = container.exec(CLI, "--help")
     assert helped.stdout.startswith(f"usage: {CLI}")
-    version = container.exec(CLI, "--version").stdout.strip()
-    assert version == f"{CLI} {recipes.project()['version']}"
+    versions = yaml.safe_load(container.exec(CLI, "--version").stdout)["virnuc_hpc"]
+    assert versions[CLI] == recipes.project()["version"]
+    assert versions["torch"].split("+")[0] == recipes.pins(recipes.project())["torch"]
     assert int(container.exec("id", "-u").stdout) != 0
 
 

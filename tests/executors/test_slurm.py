@@ -99,6 +99,34 @@ def test_submit_dry_run_cli_prints_the_array_script_and_writes_nothing(fake_slur
     assert "valid keys: executor, partition" in done.stderr
 
 
+def test_submit_wait_exits_0_only_once_the_results_are_published_from_every_shard(
+        fake_slurm, tiny_cache, tmp_path):
+    import os
+
+    from tests.helpers import REPO, run_cli
+    from tests.helpers_run import run_all
+    from virnuc_hpc.reduce import reduce_run
+
+    fake_slurm.command("squeue", "#!/bin/bash\nprintf '101_0|COMPLETED|None\\n"
+                                 "101_1|COMPLETED|None\\n102|COMPLETED|None\\n'\n")
+    run_dir = tmp_path / "run"
+    args = ("submit", REPO / "examples" / "reads.fa", "--run-dir", run_dir, "--models", "tiny",
+            "--shards", "2", "--partition", "debug", "--cpus-per-task", "1", "--mem", "1G",
+            "--wait")
+    done = run_cli(*args)                          # the jobs "ended", but nothing ran
+    assert done.returncode == 1 and "array job 101: 2 task(s)" in done.stdout
+    assert "ended but no results were published from every shard (reduce log: " in done.stderr
+    run_all(run_dir)
+    assert reduce_run(run_dir).ok                  # what the array and the reduce job do
+    done = run_cli(*args)
+    assert done.returncode == 0, done.stderr
+    assert "nothing to submit" in done.stdout and f"results: {run_dir}/results" in done.stdout
+    os.utime(RunDir(run_dir).task(1).done)         # a shard done again after that reduce
+    done = run_cli(*args)
+    assert done.returncode == 1 and "no results were published" in done.stderr
+    assert len(fake_slurm.submitted()) == 2        # the array and the reduce job, once
+
+
 def test_status_merge_marks_cancelled_or_vanished_tasks_failed():
     from virnuc_hpc.executors import TaskState
     from virnuc_hpc.executors.slurm import merge_view

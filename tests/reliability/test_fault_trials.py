@@ -134,6 +134,7 @@ def test_heartbeat_that_cannot_be_written_costs_nothing(bench):
     ("rename:*/predictions.tsv=kill", KILLED),
     ("rename:*/prediction_results_highestscore.csv=kill", KILLED),
     ("rename:*/features_index.json=kill", KILLED), ("write:*/summary.json=kill", KILLED),
+    ("rename:*/virnuc_hpc_calls_mqc.json=kill", KILLED), ("write:*/versions.yml=enospc", IO_FAILED),
     ("reduce.merged=term", STOPPED), ("reduce.shard=usr2@1", STOPPED),
     ("write:*/predictions.tsv=enospc", IO_FAILED), ("rename:*/summary.json=eio", IO_FAILED),
 ])

@@ -11,7 +11,6 @@ import importlib
 import logging
 import sys
 
-from .. import __version__
 from ..errors import UserError
 
 SUBCOMMANDS = [
@@ -26,13 +25,28 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="virnuc-hpc", description="VirNucPro viral sequence identification at cluster scale."
     )
-    parser.add_argument("--version", action="version", version=f"virnuc-hpc {__version__}")
+    parser.add_argument("--version", action=_Versions,
+                        help="print the versions of virnuc-hpc, python, torch, transformers and "
+                             "fair-esm (nf-core's versions.yml) and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     named = next((a for a in argv or [] if not a.startswith("-")), None)
     for name in [named] if named in SUBCOMMANDS else SUBCOMMANDS:
         importlib.import_module(f".{name.replace('-', '_')}_cmd", __name__).add_parser(sub)
     return parser
+
+
+class _Versions(argparse.Action):
+    """--version: versions.yml's text, read from package metadata (nothing heavy imported)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from ..versions import versions_yaml
+
+        print(versions_yaml(), end="")
+        parser.exit()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import shlex
 
+from ..errors import UserError
 from .plan_cmd import (add_input_arguments, add_plan_options, plan_from_args, profile_target,
                        same_run, study_from)
 
@@ -33,6 +34,11 @@ def add_parser(sub) -> None:
                    help="submit profile: slurm, apptainer, local, or a YAML file")
     for flag, kind, metavar in OVERRIDES:
         p.add_argument(flag, type=kind, default=None, metavar=metavar, help="overrides the profile")
+    p.add_argument("--wait", action="store_true",
+                   help="stay until the array and the reduce job ended (SLURM is polled every "
+                        "30 s), then exit 0 only if RUN/results/ was published from every shard "
+                        "(for workflow managers: Snakemake, Nextflow); a failed task exits 1 "
+                        "naming it and the resubmit command")
     p.add_argument("--dry-run", action="store_true",
                    help="print the plan table, the sbatch script(s) and the request check's "
                         "outcome (ok / warning / refused); submit and write nothing; exit 2 "
@@ -136,6 +142,8 @@ def _submit(args, study, profile) -> int:
     if not todo:
         print(f"nothing to submit: every shard of {args.run_dir} is done or queued; "
               f"see: virnuc-hpc status {shlex.quote(args.run_dir)}")
+        if args.wait:
+            _wait(executor, args.run_dir, _latest_submission(args.run_dir, profile))
         return 0
     submission = executor.submit(args.run_dir, todo, task_argv, reduce_argv)
     if profile.executor == "local":
@@ -143,7 +151,46 @@ def _submit(args, study, profile) -> int:
 
         executor.wait(submission, monitor=make_view(args.run_dir, todo)).check(args.run_dir)
     _print_submission(submission, args.run_dir)
+    if args.wait:
+        _wait(executor, args.run_dir, submission if profile.executor == "slurm" else None)
     return 0
+
+
+def _latest_submission(run_dir: str, profile):
+    """The run's latest SLURM submission (what may still be queued), or None."""
+    from ..executors import read_record, submissions
+
+    if profile.executor != "slurm":
+        return None
+    mine = [s for s in submissions(read_record(run_dir)) if s.executor == "slurm"]
+    return mine[-1] if mine else None
+
+
+class NotPublished(UserError):
+    """--wait: the jobs ended but the results are not there (exit code 1, as a failed task)."""
+
+    exit_code = 1
+
+    def __init__(self, run_dir: str, submission):
+        log = f" (reduce log: {submission.reduce_log})" if submission is not None and \
+            submission.reduce_log else ""
+        run = shlex.quote(run_dir)
+        super().__init__(f"the jobs of {run_dir} ended but no results were published from "
+                         f"every shard{log}; see `virnuc-hpc status {run}`, then "
+                         f"`virnuc-hpc resubmit {run}` or `virnuc-hpc reduce {run}`")
+
+
+def _wait(executor, run_dir: str, submission) -> None:
+    """--wait: until `submission`'s tasks and reduce job ended (a failed task raises
+    TasksFailed); then the results must be published from the shards on disk."""
+    from ..rundir import RunDir
+    from ..status import results_published
+
+    if submission is not None and not results_published(run_dir):
+        executor.wait(submission).check(run_dir)
+    if not results_published(run_dir):
+        raise NotPublished(run_dir, submission)
+    print(f"results: {RunDir(run_dir).results}")
 
 
 def request_check(profile):

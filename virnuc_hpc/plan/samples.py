@@ -31,7 +31,9 @@ NAME_RULE = ("letters, digits, '.', '_' and '-', at most 128 characters, not sta
              "with '.'")
 RESERVED = frozenset({  # the files beside the sample folders in RUN/results/
     "samples.tsv", "summary.json", "features_index.json", "report.html", "prediction.png",
-    "prediction_results.txt", "prediction_results_highestscore.csv", "predictions.tsv"})
+    "prediction_results.txt", "prediction_results_highestscore.csv", "predictions.tsv",
+    "versions.yml", "virnuc_hpc_mqc_versions.yml", "virnuc_hpc_general_stats_mqc.json",
+    "virnuc_hpc_calls_mqc.json", "virnuc_hpc_best_virus_score_mqc.json"})
 COMPRESSED = (".gz", ".bgz", ".bz2", ".xz", ".zst", ".zstd")
 SEQUENCE_FILES = (".fa", ".fasta", ".fna", ".fas", ".ffn", ".frn", ".faa", ".fq", ".fastq",
                   ".seq", ".txt")
