@@ -7,10 +7,10 @@ simply re-derives its frames); frames already in complete verified parts are ski
 further part of `part_rows` frames is embedded, classified and published; the per-sequence
 accounting and then DONE are written last. The encoders never wait for the CPU: while they
 run part k, a producer thread reads, prepares and tokenizes part k+1 and a writer thread
-publishes part k-1 (`prefetch.py`; bounded, the bytes written do not change;
-`VIRNUC_HPC_PREFETCH=0` runs it all in one thread). Any failure writes FAILED with its reason; an
-I/O error (a full disk, EIO, a read-only run dir) ends as one line naming the shard, the file
-and the command that reruns it (`TaskIOError`, exit 1).
+publishes part k-1 (`prefetch.py`: bounded queues; the bytes written do not change, and
+`VIRNUC_HPC_PREFETCH=0` runs it all in one thread). Any failure writes FAILED with its
+reason; an I/O error (a full disk, EIO, a read-only run dir) ends as one line naming the
+shard, the file and the command that reruns it (`TaskIOError`, exit 1).
 """
 
 from __future__ import annotations
