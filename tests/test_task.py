@@ -369,7 +369,7 @@ def test_one_copy_of_each_model_while_a_task_runs(small_run, monkeypatch):
     from virnuc_hpc import task as task_module
 
     seen = []
-    original = task_module.FramePipeline.__call__
+    original = task_module.FramePipeline.features
 
     def counting(self, part):
         modules = [type(o).__name__ for o in gc.get_objects()
@@ -378,7 +378,7 @@ def test_one_copy_of_each_model_while_a_task_runs(small_run, monkeypatch):
         seen.append(sorted(modules))
         return original(self, part)
 
-    monkeypatch.setattr(task_module.FramePipeline, "__call__", counting)
+    monkeypatch.setattr(task_module.FramePipeline, "features", counting)
     run_all(small_run)
     assert seen and all(s == ["DnabertModel", "ESM2", "MLPClassifier"] for s in seen)
 

@@ -24,10 +24,13 @@ Points (name: target):
     create: path      fsio, before the temp file beside `path` is created
     write: path       fsio, the temp file written, before its fsync
     rename: path      fsio, fsynced, before the rename over `path`
+    part.writing: path store, a part serialized, before its file is written (in the task's
+                      writer thread, while the encoders run the next part)
     part.written: path store, a part published, before its sidecar
     models.load: kind  models, verified, before the loader reads the files
     models.loaded: -  task, every model loaded, before the first part
     embed.batch: model embed, after each batch
+    prefetch.part: k   task, part k tokenized, before the producer thread hands it over
     task.parts_done: -  task, after the last part, before the accounting and DONE
     reduce.shard: index reduce, after each shard's extraction, before the merge
     reduce.merged: -   reduce, results merged, before the highest-score table
@@ -40,18 +43,21 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import threading
 import time
 from fnmatch import fnmatchcase
 
 ENV = "VIRNUC_HPC_FAULTS"
-POINTS = ("create", "write", "rename", "part.written", "models.load", "models.loaded",
-          "embed.batch", "task.parts_done", "reduce.shard", "reduce.merged")
+POINTS = ("create", "write", "rename", "part.writing", "part.written", "models.load",
+          "models.loaded", "embed.batch", "prefetch.part", "task.parts_done", "reduce.shard",
+          "reduce.merged")
 SIGNALS = {"kill": signal.SIGKILL, "term": signal.SIGTERM, "usr2": signal.SIGUSR2,
            "stop": signal.SIGSTOP}
 ERRNOS = {"enospc": errno.ENOSPC, "eio": errno.EIO, "erofs": errno.EROFS}
 ACTIONS = (*SIGNALS, *ERRNOS, "hang", "slow")
 
 _state: dict = {"spec": None, "rules": [], "hits": []}
+_lock = threading.Lock()  # a task's threads (producer, writer, heartbeat) count as one
 
 
 class FaultSpecError(ValueError):
@@ -88,12 +94,20 @@ def _rules(spec: str) -> list[tuple[str, str, int, bool]]:
 
 
 def _fire(spec: str, name: str, target: str) -> None:
-    for k, (pattern, action, n, repeat) in enumerate(_rules(spec)):
-        if not fnmatchcase(f"{name}:{target}" if ":" in pattern else name, pattern):
-            continue
-        _state["hits"][k] += 1
-        if _state["hits"][k] == n or (repeat and _state["hits"][k] > n):
-            _act(action, name, target)
+    with _lock:
+        actions = [action for k, (pattern, action, n, repeat) in enumerate(_rules(spec))
+                   if _counted(k, f"{name}:{target}" if ":" in pattern else name, pattern, n,
+                               repeat)]
+    for action in actions:
+        _act(action, name, target)
+
+
+def _counted(k: int, subject: str, pattern: str, n: int, repeat: bool) -> bool:
+    """Count a call that matches rule `k`; True when the rule fires on it."""
+    if not fnmatchcase(subject, pattern):
+        return False
+    _state["hits"][k] += 1
+    return _state["hits"][k] == n or (repeat and _state["hits"][k] > n)
 
 
 def _act(action: str, name: str, target: str) -> None:

@@ -211,6 +211,7 @@ class PartWriter:
         digest = ids_digest(ids)
         meta = {"format": FORMAT, "part": k, "row_start": self.rows_done, "ids_digest": digest}
         data = save_tensors(tensors, metadata={"virnuc_hpc": json.dumps(meta, sort_keys=True)})
+        fault_point("part.writing", self.task.part(k))
         atomic_write(self.task.part(k), data)
         fault_point("part.written", self.task.part(k))
         sidecar = {**meta, "sha256": sha256_bytes(data), "bytes": len(data), "rows": rows,

@@ -5,9 +5,12 @@ Order of work: verified DONE -> nothing to do. Otherwise the models are pre-warm
 once; the shard's records are streamed from the input and prepared (cheap, so a resumed task
 simply re-derives its frames); frames already in complete verified parts are skipped; each
 further part of `part_rows` frames is embedded, classified and published; the per-sequence
-accounting and then DONE are written last. Any failure writes FAILED with its reason; an
-I/O error (a full disk, EIO, a read-only run dir) ends as one line naming the shard, the file
-and the command that reruns it (`TaskIOError`, exit 1).
+accounting and then DONE are written last. The encoders never wait for the CPU: while they
+run part k, a producer thread reads, prepares and tokenizes part k+1 and a writer thread
+publishes part k-1 (`prefetch.py`: bounded queues; the bytes written do not change, and
+`VIRNUC_HPC_PREFETCH=0` runs it all in one thread). Any failure writes FAILED with its
+reason; an I/O error (a full disk, EIO, a read-only run dir) ends as one line naming the
+shard, the file and the command that reruns it (`TaskIOError`, exit 1).
 """
 
 from __future__ import annotations
@@ -27,11 +30,12 @@ from filelock import FileLock, Timeout
 
 from . import plan as planning
 from .devices import supports
-from .errors import IntegrityError, UserError
+from .errors import ConfigError, IntegrityError, UserError
 from .faults import fault_point
 from .fsio import make_dirs
 from .embed import MIN_BATCH_TOKENS, DnabertEncoder, EsmEncoder
 from .models import LoadedModels, resolve_profile
+from .prefetch import Ahead, Behind
 from .progress import Progress
 from .rundir import RunDir, contained
 from .runconfig import RunConfig
@@ -40,6 +44,8 @@ from .store import (AccountingWriter, PartWriter, mark_failed, read_done, read_r
                     verify_task)
 
 log = logging.getLogger(__name__)
+
+PREFETCH_ENV = "VIRNUC_HPC_PREFETCH"
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,7 @@ class TaskOptions:
     part_rows: int = RunConfig.part_rows
     heartbeat_s: float = 5.0
     compile: bool = False
+    prefetch: int = 1  # parts queued ahead of (and behind) the encoders; 0: one thread
 
 
 class StopRequested(UserError):
@@ -90,7 +97,17 @@ def task_options(run_dir, device: str = "auto") -> TaskOptions:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     heartbeat = float(os.environ.get("VIRNUC_HPC_HEARTBEAT_S", TaskOptions.heartbeat_s))
     return TaskOptions(device, config.precision, config.tokens_per_batch, config.part_rows,
-                       heartbeat, config.compile)
+                       heartbeat, config.compile, prefetch_depth())
+
+
+def prefetch_depth() -> int:
+    """`VIRNUC_HPC_PREFETCH`: parts queued ahead of and behind the encoders (default 1);
+    0 runs every step in the main thread, the sequential reference (the same bytes)."""
+    value = os.environ.get(PREFETCH_ENV, "").strip() or str(TaskOptions.prefetch)
+    if not value.isdigit():
+        raise ConfigError(f"{PREFETCH_ENV}={value!r}: expected a number of parts >= 0 "
+                          "(0: no overlap)")
+    return int(value)
 
 
 def run_task(run_dir, index: int, options: TaskOptions = TaskOptions()) -> TaskResult:
@@ -216,14 +233,22 @@ def _compute(run: RunDir, plan, index: int, options: TaskOptions) -> TaskResult:
 def _write_parts(run: RunDir, plan, index: int, options: TaskOptions, pipeline: "FramePipeline",
                  writer: PartWriter, accounting: AccountingWriter,
                  stop: threading.Event) -> None:
-    """Embed, classify and publish every part after the resume point; stop cleanly (after the
-    current part, or before the first one when the signal came during start-up) on
-    SIGTERM/SIGUSR2."""
+    """Embed, classify and publish every part after the resume point. The encoders run part
+    k in this thread while `Ahead` tokenizes part k+1 and `Behind` publishes part k-1, each
+    at most `options.prefetch` parts away, so the encoders never wait for the CPU. On
+    SIGTERM/SIGUSR2 no further part starts, every computed part is published, then the task
+    stops (before the first part when the signal came during start-up)."""
     frames = _frames(_prepared(run, plan, index), accounting)
-    for part in _parts(frames, writer.rows_done, options.part_rows):
-        _check_stop(stop, run, index, writer)
-        writer.write_part(writer.next_part, [f.id for f in part], *pipeline(part))
-        _check_stop(stop, run, index, writer)
+    parts = _tokenized(_parts(frames, writer.rows_done, options.part_rows), pipeline,
+                       writer.next_part)
+    publish = lambda computed: writer.write_part(writer.next_part, *computed)
+    with Ahead(parts, options.prefetch) as ahead, Behind(publish, options.prefetch) as behind:
+        for part in ahead:
+            if stop.is_set():
+                break
+            behind.submit((part.ids, *pipeline.features(part)))
+        behind.finish()  # DONE comes after every part, so after this
+    _check_stop(stop, run, index, writer)
 
 
 def _check_stop(stop: threading.Event, run: RunDir, index: int, writer: PartWriter) -> None:
@@ -275,6 +300,25 @@ def _parts(frames: Iterator[Frame], start: int, size: int) -> Iterator[list[Fram
         yield part
 
 
+def _tokenized(parts: Iterator[list[Frame]], pipeline: "FramePipeline",
+               first: int) -> Iterator["TokenizedPart"]:
+    """Each part tokenized for both encoders: the CPU work done ahead of them (in the
+    producer thread), numbered from part `first` for the `prefetch.part` fault point."""
+    for k, part in enumerate(parts, first):
+        tokenized = pipeline.tokenize(part)
+        fault_point("prefetch.part", k)
+        yield tokenized
+
+
+@dataclass(frozen=True)
+class TokenizedPart:
+    """A part's frame IDs and both encoders' token ids: everything before the encoders."""
+
+    ids: list[str]
+    nucleotide: list[np.ndarray]
+    protein: list[np.ndarray]
+
+
 class FramePipeline:
     """Frames -> (DNABERT-S features, ESM-2 features, classifier scores)."""
 
@@ -291,9 +335,21 @@ class FramePipeline:
         self.widths = {"dnabert": self.dnabert.dim, "esm": self.esm.dim}
 
     def __call__(self, part: list[Frame]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        ids = [f.id for f in part]
-        nucleotide = self.dnabert.embed([f.nucleotide for f in part], ids)
-        protein = self.esm.embed([f.protein for f in part], ids, self.on_rows)
+        """One part in one thread: what a task splits between its producer and its encoders."""
+        return self.features(self.tokenize(part))
+
+    def tokenize(self, part: list[Frame]) -> TokenizedPart:
+        """CPU only, and never touches the models: safe in another thread while `features`
+        runs the encoders on an earlier part."""
+        return TokenizedPart([f.id for f in part],
+                             self.dnabert.tokenize([f.nucleotide for f in part]),
+                             self.esm.tokenize([f.protein for f in part]))
+
+    def features(self, part: TokenizedPart) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(DNABERT-S features, ESM-2 features, classifier scores): the encoders' work, exactly
+        `Encoder.embed`'s (it is `embed_tokens(tokenize(...))`)."""
+        nucleotide = self.dnabert.embed_tokens(part.nucleotide, part.ids)
+        protein = self.esm.embed_tokens(part.protein, part.ids, self.on_rows)
         return nucleotide, protein, self.scores(np.concatenate([nucleotide, protein], axis=1))
 
     def scores(self, features: np.ndarray) -> np.ndarray:

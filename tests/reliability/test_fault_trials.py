@@ -55,6 +55,10 @@ KILL_POINTS = [
     "task.parts_done=kill", "create:*/accounting.tsv=kill", "write:*/accounting.tsv=kill",
     "rename:*/accounting.tsv=kill", "write:*/DONE=kill", "rename:*/DONE=kill",
     "rename:*/heartbeat.json=kill@1", "rename:*/heartbeat.json=kill@3",
+    # the overlap: in the producer thread (a part tokenized ahead) and in the writer thread
+    # (a part serialized, not yet written) while the encoders run the next part
+    "prefetch.part=kill@1", "prefetch.part=kill@{mid}", "prefetch.part=kill@{P}",
+    "part.writing=kill@1", "part.writing=kill@{mid}", "part.writing=kill@{P}",
 ]
 
 
@@ -85,6 +89,7 @@ def _random_rule(rng: random.Random, bench) -> str:
     c = counts(bench)
     point, n = rng.choice([("models.load", 3), ("embed.batch", c["B"]),
                            ("part.written", c["P"]), ("create:*/part-*", 2 * c["P"]),
+                           ("prefetch.part", c["P"]), ("part.writing", c["P"]),
                            ("write:*/part-*", 2 * c["P"]), ("rename:*/part-*", 2 * c["P"]),
                            ("rename:*/accounting.tsv", 1), ("write:*/DONE", 1),
                            ("rename:*/DONE", 1), ("task.parts_done", 1)])
@@ -108,7 +113,8 @@ def test_random_kills_then_rerun(bench):
 # -- run-task: the scheduler's signals, I/O errors --------------------------------------------
 
 @pytest.mark.parametrize("rule", ["models.load=term@2", "embed.batch=term@2",
-                                  "embed.batch=usr2@{mid}", "part.written=usr2@1"])
+                                  "embed.batch=usr2@{mid}", "part.written=usr2@1",
+                                  "prefetch.part=term@2", "part.writing=usr2@{mid}"])
 def test_sigterm_or_sigusr2_checkpoints_then_rerun_completes(bench, rule):
     rule = rule.format(**counts(bench))
     bench.task_trial(f"signal {rule}", rule, STOPPED)
@@ -116,7 +122,8 @@ def test_sigterm_or_sigusr2_checkpoints_then_rerun_completes(bench, rule):
 
 @pytest.mark.parametrize("rule", ["write:*/part-*.safetensors=enospc@2",
                                   "create:*/part-*.json=eio@1", "rename:*/DONE=enospc",
-                                  "write:*/accounting.tsv=eio", "rename:*/part-*.json=eio@{P}"])
+                                  "write:*/accounting.tsv=eio", "rename:*/part-*.json=eio@{P}",
+                                  "prefetch.part=eio@2", "part.writing=enospc@{mid}"])
 def test_io_error_fails_the_task_in_one_line_then_rerun_completes(bench, rule):
     rule = rule.format(**counts(bench))
     bench.task_trial(f"io {rule}", rule, IO_FAILED)
