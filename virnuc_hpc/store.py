@@ -7,8 +7,8 @@ run's `features` option asks, `dnabert` [n, Dd] and `esm` [n, De] in float32 (fp
 (none). Then a JSON sidecar (sha256, rows, first row, IDs and their digest, widths, model
 fingerprints, features), then - after the per-sequence accounting file - a DONE record listing
 the exact sha256 of every part. The bytes of a part depend only on its content (no times, no
-pids, one metadata key), so two processes racing on the same index either publish identical files or
-leave a mismatch that `verify_task` rejects: a shard is never silently mixed.
+pids, one metadata key), so two processes racing on the same index either publish identical
+files or leave a mismatch that `verify_task` rejects: a shard is never silently mixed.
 """
 
 from __future__ import annotations
