@@ -100,3 +100,13 @@ def test_features_are_recorded_in_the_plan_and_reach_the_tasks(tmp_path, golden,
     assert result.returncode == 0, result.stderr
     assert load_plan(run_dir).config == {"features": "fp16"}
     assert task_options(run_dir, "cpu").features == "fp16"
+
+
+def test_predict_refuses_to_resume_a_run_planned_with_other_features(tmp_path, golden,
+                                                                      tiny_cache):
+    fasta, out = str(golden / "generated" / "input.fa"), str(tmp_path / "out")
+    planned = run_cli("plan", fasta, "--run-dir", out, "--models", "tiny", "--shards", "2")
+    assert planned.returncode == 0, planned.stderr
+    result = run_cli("predict", fasta, "-o", out, "--models", "tiny", "--shards", "2",
+                     "--features", "fp16")
+    assert result.returncode == 2 and "other inputs, models or options" in result.stderr
