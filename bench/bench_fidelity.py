@@ -39,7 +39,8 @@ def run(input_path: Path, run_dir: Path, precision: str, device: str, models: st
 
     start = time.perf_counter()
     plan_input(input_path, run_dir, shards=1, chunk_size=500, profile=models,
-               config={} if precision == "fp32" else {"precision": precision},
+               config={"features": "fp32",  # the features are what it compares
+                       **({} if precision == "fp32" else {"precision": precision})},
                model_identities=profile_fingerprints(models, 500))
     options = task_options(run_dir, device)
     for shard in load_plan(run_dir).shards:

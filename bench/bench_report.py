@@ -5,7 +5,8 @@
 Builds a reduced run of N sequences without running any model: random reads with log-normal
 lengths (bench_plan.py's `variable` kind: median ~250 bp, 50..20,000 bp), planned with
 `plan_input`; each shard's kept frames are drawn at random (each frame of each chunk kept
-with probability 0.2), written with `store.PartWriter` (4-wide features, random scores),
+with probability 0.2), written with `store.PartWriter` (random scores; the features not kept,
+as by default),
 `write_accounting` and `write_done` (hosts and GPUs made up), then `reduce_run`. It then runs
 `virnuc-hpc report RUN --top K` in a child process and prints its wall and CPU time, the
 sizes of report.html and prediction.png, and the child's peak RSS (getrusage). Goal (issue

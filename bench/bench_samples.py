@@ -11,7 +11,7 @@ model) and prints the wall and CPU time and the child's peak RSS (getrusage).
 reduce: a study of SAMPLES samples of 150-bp reads (one 500-bp chunk each, so a read keeps a
 frame with probability 0.2 per frame: 1.2 frames per read on average), as many reads as
 FRAMES needs, planned in SHARDS shards; each shard's parts are written without any model
-(bench_report.py's `write_shard`: 4-wide features, random scores, parts of 4,096 frames),
+(bench_report.py's `write_shard`: random scores, no features, parts of 4,096 frames),
 then `reduce_run` runs in a child process: wall and CPU time and peak RSS. The goal (issue
 13) is under 1 GB of RSS for both, whatever the size. Figures go in docs/performance.md.
 """

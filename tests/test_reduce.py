@@ -104,6 +104,46 @@ def test_features_index_points_at_the_verified_parts(tmp_path):
             assert sha256_file(RunDir(run_dir).root / part["path"]) == part["sha256"]
 
 
+KEPT = {  # features -> (tensors of every part, their feature dtype, tensor bytes per frame)
+    "fp32": ({"dnabert": "float32", "esm": "float32", "scores": "float32"}, "float32",
+             4 * (6 + 10) + 8),
+    "fp16": ({"dnabert": "float16", "esm": "float16", "scores": "float32"}, "float16",
+             2 * (6 + 10) + 8),
+    "none": ({"scores": "float32"}, None, 8),
+}
+
+
+@pytest.mark.parametrize("features", sorted(KEPT))
+def test_features_index_says_what_was_kept(tmp_path, features):
+    fasta = tmp_path / "in.fa"
+    write_fasta(fasta, LENGTHS)
+    run_dir = tmp_path / "run"
+    plan = plan_input(fasta, run_dir, shards=2, config={"features": features})
+    for shard in plan.shards:
+        run_task(run_dir, shard.index, features=features)
+    assert reduce_run(run_dir).ok
+    index = json.loads(RunDir(run_dir).features_index.read_text())
+    tensors, dtype, per_frame = KEPT[features]
+    kept = index["features"]
+    assert (kept["stored"], kept["dtype"], kept["bytes_per_frame"]) == (features, dtype, per_frame)
+    assert {name: t["dtype"] for name, t in kept["tensors"].items()} == tensors
+    frames = sum(shard["rows"] for shard in index["shards"])
+    assert index["stored"]["frames"] == frames
+    assert index["stored"]["part_bytes"] == sum(p["bytes"] for s in index["shards"]
+                                                for p in s["parts"])
+    assert ("not kept" in index["layout"]) == (features == "none")
+    assert json.loads(RunDir(run_dir).summary.read_text())["features"] == features
+
+
+def test_a_shard_stored_otherwise_than_planned_is_refused_naming_it(tmp_path):
+    run_dir, plan = planned(tmp_path, shards=3)
+    for shard in plan.shards:
+        run_task(run_dir, shard.index, features="fp16" if shard.index == 1 else "none")
+    result = reduce_run(run_dir)
+    assert not result.ok and result.bad_indices == [1]
+    assert "features stored as fp16, the plan keeps none" in result.report()
+
+
 def _flip(path):
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x04

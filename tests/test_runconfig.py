@@ -19,7 +19,9 @@ def test_defaults_are_left_out_of_the_fingerprinted_dict():
     ({"tokens_per_batch": 0}, "positive integer"),
     ({"compile": True}, "add --precision bf16"),
     ({"compile": "yes", "precision": "bf16"}, "true or false"),
-    ({"batch_size": 4}, "valid: precision, tokens_per_batch, part_rows, compile"),
+    ({"batch_size": 4}, "valid: precision, tokens_per_batch, part_rows, compile, features"),
+    ({"features": "fp64"}, r"not one of fp32, fp16, none \(--features or `features:` in the "
+                           r"config\); fix: fp32 or fp16 to keep"),
 ])
 def test_bad_options_name_the_valid_choices_or_the_fix(options, message):
     with pytest.raises(ConfigError, match=message):
@@ -56,3 +58,55 @@ def test_compile_is_refused_for_dnabert(tmp_path, tiny_cache):
     result = run_cli("embed", tmp_path / "x.fa", "--model", "tiny-dnabert-s", "--out",
                      tmp_path / "x.safetensors", "--precision", "bf16", "--compile")
     assert result.returncode == 2 and "DNABERT-S runs uncompiled" in result.stderr
+
+
+def test_features_default_to_the_scores_only_and_keep_a_default_run_fingerprint():
+    assert RunConfig().features == "none" and RunConfig().as_dict() == {}
+    assert RunConfig(features="fp16").as_dict() == {"features": "fp16"}
+
+
+def test_features_come_from_the_config_file_and_the_flag_wins(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("features: fp16\npart_rows: 64\n")
+    assert load_config(config).features == "fp16"
+    assert load_config(config, features="fp32").features == "fp32"
+    config.write_text("features: fp64\n")
+    with pytest.raises(ConfigError, match="fp32, fp16, none"):
+        load_config(config)
+
+
+def test_bad_features_in_the_config_are_refused_before_anything_is_written(tmp_path, golden):
+    config = tmp_path / "run.yaml"
+    config.write_text("features: fp64\n")
+    result = run_cli("plan", str(golden / "generated" / "input.fa"), "--run-dir",
+                     str(tmp_path / "run"), "--models", "tiny", "--config", str(config))
+    assert result.returncode == 2 and "fp32, fp16, none" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("command", ["plan", "predict", "submit"])
+def test_plan_predict_and_submit_take_features(command):
+    result = run_cli(command, "--help")
+    assert "--features {fp32,fp16,none}" in result.stdout
+
+
+def test_features_are_recorded_in_the_plan_and_reach_the_tasks(tmp_path, golden, tiny_cache):
+    from virnuc_hpc.plan import load_plan
+    from virnuc_hpc.task import task_options
+
+    run_dir = tmp_path / "run"
+    result = run_cli("plan", str(golden / "generated" / "input.fa"), "--run-dir", str(run_dir),
+                     "--models", "tiny", "--shards", "2", "--features", "fp16")
+    assert result.returncode == 0, result.stderr
+    assert load_plan(run_dir).config == {"features": "fp16"}
+    assert task_options(run_dir, "cpu").features == "fp16"
+
+
+def test_predict_refuses_to_resume_a_run_planned_with_other_features(tmp_path, golden,
+                                                                      tiny_cache):
+    fasta, out = str(golden / "generated" / "input.fa"), str(tmp_path / "out")
+    planned = run_cli("plan", fasta, "--run-dir", out, "--models", "tiny", "--shards", "2")
+    assert planned.returncode == 0, planned.stderr
+    result = run_cli("predict", fasta, "-o", out, "--models", "tiny", "--shards", "2",
+                     "--features", "fp16")
+    assert result.returncode == 2 and "other inputs, models or options" in result.stderr

@@ -9,7 +9,9 @@ import os
 import numpy as np
 import pytest
 
+from virnuc_hpc.errors import ConfigError
 from virnuc_hpc.rundir import TaskDir
+from virnuc_hpc.runconfig import DEFAULT_FEATURES
 from virnuc_hpc.store import (
     Expectation, PartWriter, frame_key, ids_digest, mark_failed, read_accounting, read_done,
     read_failed, read_heartbeat, resume_point, verify_task, write_accounting, write_heartbeat,
@@ -43,9 +45,10 @@ def fake_sequence(ordinal: int, seq_id: str, length: int, chunks: int, salt: int
 
 
 def write_fake_task(task_dir, ordinals, ids, lengths, chunks, part_rows=4, salt=0,
-                    fingerprints=PRINTS, stop_after_parts=None, done=True):
+                    fingerprints=PRINTS, stop_after_parts=None, done=True,
+                    features=DEFAULT_FEATURES):
     """Write a task as run-task would: parts of `part_rows` frames, accounting, DONE."""
-    writer = PartWriter(task_dir, WIDTHS, fingerprints)
+    writer = PartWriter(task_dir, WIDTHS, fingerprints, features)
     rows, frames = [], []
     for ordinal, seq_id, length, count in zip(ordinals, ids, lengths, chunks):
         row, seq_frames = fake_sequence(int(ordinal), seq_id, int(length), int(count), salt)
@@ -122,14 +125,14 @@ def _flip(path, position=-5):
     path.write_bytes(bytes(data))
 
 
-def _nan_part(task_dir):
-    """Replace part 0 by one with a NaN, consistently re-sidecarred: only the value check can
-    catch it (DONE's sha256 list still differs, which is reported too)."""
+def _resave_part(task_dir, change):
+    """Replace part 0 by `change(its tensors)`, consistently re-sidecarred: only the tensor
+    checks can catch it (DONE's sha256 list still differs, which is reported too)."""
     from safetensors.numpy import load, save
     from virnuc_hpc.fsio import sha256_bytes
     task = TaskDir(task_dir)
     tensors = load(task.part(0).read_bytes())
-    tensors["esm"][0, 0] = np.nan
+    change(tensors)
     data = save(tensors)
     task.part(0).write_bytes(data)
     done = read_done(task_dir)
@@ -138,6 +141,13 @@ def _nan_part(task_dir):
     sidecar = json.loads(task.sidecar(0).read_text())
     sidecar["sha256"] = sha256_bytes(data)
     task.sidecar(0).write_text(json.dumps(sidecar))
+
+
+def _nan_part(task_dir):
+    """A NaN in the features where they are kept, else in the scores."""
+    def change(tensors):
+        tensors["esm" if "esm" in tensors else "scores"][0, 0] = np.nan
+    _resave_part(task_dir, change)
 
 
 FAULTS = {
@@ -152,9 +162,10 @@ FAULTS = {
 }
 
 
+@pytest.mark.parametrize("features", ["fp32", "fp16", "none"])
 @pytest.mark.parametrize("fault", sorted(FAULTS))
-def test_verify_names_each_fault(tmp_path, shard, fault):
-    write_fake_task(tmp_path, *shard)
+def test_verify_names_each_fault(tmp_path, shard, fault, features):
+    write_fake_task(tmp_path, *shard, features=features)
     damage, message = FAULTS[fault]
     damage(tmp_path)
     problems = verify_task(tmp_path, expectation(shard))
@@ -185,12 +196,15 @@ def test_verify_rejects_frames_of_the_wrong_sequence(tmp_path):
 
 
 def test_writer_rejects_bad_shapes_and_order(tmp_path):
-    writer = PartWriter(tmp_path, WIDTHS, PRINTS)
+    writer = PartWriter(tmp_path, WIDTHS, PRINTS, features="fp32")
     ok = dict(dnabert=np.zeros((1, 6)), esm=np.zeros((1, 10)), scores=np.zeros((1, 2)))
     with pytest.raises(ValueError, match="out of order"):
         writer.write_part(1, ["a_chunk_1F1"], **ok)
     with pytest.raises(ValueError, match="esm"):
         writer.write_part(0, ["a_chunk_1F1"], **{**ok, "esm": np.zeros((1, 9))})
+    with pytest.raises(ValueError, match="scores"):
+        PartWriter(tmp_path, WIDTHS, PRINTS, "none").write_part(
+            0, ["a_chunk_1F1"], None, None, np.zeros((1, 3)))
     writer.write_part(0, ["a_chunk_1F1"], **ok)
     write_accounting(tmp_path, [{"id": "a", "length": 5, "chunks": 1, "kept_frames": 2}])
     with pytest.raises(ValueError, match="kept frames"):
@@ -281,3 +295,109 @@ def test_reduce_verdict_is_bound_to_the_done_it_judged(tmp_path):
     mark_rejected(task, ["x"])
     PartWriter(task, WIDTHS, PRINTS)                                   # a rerun starts
     assert not task.rejected.exists() and not task.done.exists()
+
+
+# --- feature storage: fp32, fp16, none ------------------------------------------------------
+
+def _tensors(task_dir) -> list[dict]:
+    from safetensors.numpy import load_file
+    task = TaskDir(task_dir)
+    return [load_file(task.part(e["index"])) for e in read_done(task_dir)["parts"]]
+
+
+@pytest.mark.parametrize("features", ["fp32", "fp16", "none"])
+def test_each_storage_keeps_its_tensors_and_the_same_scores(tmp_path, shard, features):
+    write_fake_task(tmp_path / "fp32", *shard, features="fp32")
+    write_fake_task(tmp_path / features, *shard, features=features)
+    assert verify_task(tmp_path / features, expectation(shard, features=features)) == []
+    done = read_done(tmp_path / features)
+    assert done["features"] == features and done["widths"] == {**WIDTHS, "scores": 2}
+    reference, stored = _tensors(tmp_path / "fp32"), _tensors(tmp_path / features)
+    kept = {"fp32": {"dnabert", "esm", "scores"}, "fp16": {"dnabert", "esm", "scores"},
+            "none": {"scores"}}[features]
+    for ref, part in zip(reference, stored, strict=True):
+        assert set(part) == kept and part["scores"].dtype == np.float32
+        assert np.array_equal(part["scores"], ref["scores"])  # the results come from these
+        for name in kept - {"scores"}:
+            assert part[name].dtype == (np.float16 if features == "fp16" else np.float32)
+            relative = np.abs(part[name] - ref[name]).max(1) / np.abs(ref[name]).max(1)
+            assert relative.max() <= 1e-3, relative.max()
+
+
+def test_fp16_rows_are_the_fp32_rows_rounded(tmp_path, shard):
+    """fp16 storage is a cast at write time, within 1e-3 of fp32 per row (max |a-b| / max |a|)."""
+    write_fake_task(tmp_path / "fp32", *shard, features="fp32")
+    write_fake_task(tmp_path / "fp16", *shard, features="fp16")
+    for ref, half in zip(_tensors(tmp_path / "fp32"), _tensors(tmp_path / "fp16")):
+        for name in ("dnabert", "esm"):
+            assert np.array_equal(half[name], ref[name].astype(np.float16))
+
+
+def test_a_writer_never_resumes_parts_of_another_storage(tmp_path, shard):
+    write_fake_task(tmp_path, *shard, features="fp16", stop_after_parts=2)
+    assert resume_point(tmp_path, features="fp16").parts == 2
+    assert resume_point(tmp_path, features="fp32").parts == 0
+    assert PartWriter(tmp_path, WIDTHS, PRINTS, "none").next_part == 0
+    write_fake_task(tmp_path, *shard, features="fp32")     # every part rewritten as fp32
+    assert verify_task(tmp_path, expectation(shard, features="fp32")) == []
+    assert {frozenset(t) for t in _tensors(tmp_path)} == {frozenset({"dnabert", "esm", "scores"})}
+
+
+def test_verify_refuses_a_shard_stored_otherwise_than_planned(tmp_path, shard):
+    write_fake_task(tmp_path, *shard, features="fp16")
+    problems = verify_task(tmp_path, expectation(shard, features="none"))
+    assert problems == ["features stored as fp16, the plan keeps none (written with other "
+                        "options)"]
+
+
+@pytest.mark.parametrize("features, change, message", [
+    ("none", lambda t: t.update(esm=np.zeros((len(t["scores"]), 10), np.float32)),
+     "features none keeps ['scores']"),
+    ("fp32", lambda t: t.pop("dnabert"), "tensors ['esm', 'scores']"),
+    ("fp16", lambda t: t.update(esm=t["esm"].astype(np.float32)), "expected float16"),
+])
+def test_a_part_holding_other_tensors_than_its_storage_is_refused(tmp_path, shard, features,
+                                                                  change, message):
+    write_fake_task(tmp_path, *shard, features=features)
+    _resave_part(tmp_path, change)
+    problems = verify_task(tmp_path, expectation(shard))
+    assert any(message in p for p in problems), problems
+
+
+def test_fp16_refuses_features_beyond_its_range_naming_the_fix(tmp_path):
+    writer = PartWriter(tmp_path, WIDTHS, PRINTS, "fp16")
+    big = np.full((1, 10), 1e6, np.float32)
+    with pytest.raises(ConfigError, match="--features fp32"):
+        writer.write_part(0, ["a_chunk_1F1"], np.zeros((1, 6)), big, np.zeros((1, 2)))
+    assert TaskDir(tmp_path).part_indices() == []
+
+
+def test_none_needs_no_features_and_ignores_given_ones(tmp_path):
+    writer = PartWriter(tmp_path, WIDTHS, PRINTS, "none")
+    scores = np.array([[0.25, 0.75]], np.float32)
+    writer.write_part(0, ["a_chunk_1F1"], None, None, scores)
+    writer.write_part(1, ["a_chunk_1F2"], np.zeros((1, 6)), np.zeros((1, 10)), scores)
+    assert [set(t) for t in map(_load_part, (TaskDir(tmp_path).part(k) for k in (0, 1)))] == \
+        [{"scores"}, {"scores"}]
+
+
+def _load_part(path):
+    from safetensors.numpy import load_file
+    return load_file(path)
+
+
+def test_parts_written_before_the_choice_read_as_fp32(tmp_path, shard):
+    """A DONE and sidecars without `features` (an older version) hold fp32 features."""
+    write_fake_task(tmp_path, *shard, features="fp32")
+    task = TaskDir(tmp_path)
+    for path in [task.done, *(task.sidecar(k) for k in task.part_indices())]:
+        record = json.loads(path.read_text())
+        del record["features"]
+        path.write_text(json.dumps(record))
+    assert verify_task(tmp_path, expectation(shard, features="fp32")) == []
+    assert resume_point(tmp_path, features="fp32").parts == len(task.part_indices())
+
+
+def test_unknown_storage_is_refused_listing_the_choices(tmp_path):
+    with pytest.raises(ConfigError, match="fp32, fp16, none"):
+        PartWriter(tmp_path, WIDTHS, PRINTS, "fp64")

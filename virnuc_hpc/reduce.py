@@ -42,7 +42,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import groupby, islice
 from pathlib import Path
 from typing import IO, Iterator, Mapping
@@ -58,9 +58,11 @@ from .outputs import HIGHEST_HEADER, LABELS, PREDICTION_HEADER, ChunkTable, chun
     reopening_lines
 from .plan import Manifest, Plan, SamplePlan, load_manifest, load_plan
 from .rundir import ResultFiles, RunDir, contained, index_name, write_provenance
+from .runconfig import RunConfig
 from .scores import Histogram
 from .sequences.prepare import SKIP_REASONS
-from .store import AccountRow, iter_accounting, mark_rejected, read_done, verify_task
+from .store import (FEATURE_DTYPES, AccountRow, iter_accounting, mark_rejected, part_layout,
+                    read_done, stored_features, verify_task)
 from .versions import versions_yaml
 
 PREDICTIONS_HEADER = ("sequence_id", "length", "chunks", "kept_frames", "virus_chunks",
@@ -134,12 +136,19 @@ class ReduceResult:
 PartScores = list[tuple[list[str], np.ndarray]]
 
 
-class _Verifier:
-    """Shard after shard against its manifest, and against the first good shard's widths
-    and model fingerprints (and `widths`/`fingerprints` when given)."""
+def planned_features(plan: Plan) -> str:
+    """What the plan asked the parts to keep of the features (fp32, fp16, none)."""
+    return RunConfig.from_dict(plan.config).features
 
-    def __init__(self, run: RunDir, widths, fingerprints):
+
+class _Verifier:
+    """Shard after shard against its manifest and the plan's feature storage, and against
+    the first good shard's widths and model fingerprints (and `widths`/`fingerprints` when
+    given)."""
+
+    def __init__(self, run: RunDir, widths, fingerprints, features: str | None = None):
         self.run, self.widths, self.fingerprints = run, widths, fingerprints
+        self.features = features
         self.reference: tuple[int, tuple] | None = None
 
     def __call__(self, index: int, parts: PartScores | None = None,
@@ -153,14 +162,16 @@ class _Verifier:
         keep = None if parts is None else \
             lambda k, ids, tensors: parts.append((list(ids), np.array(tensors["scores"])))
         task = self.run.task(index)
-        problems = verify_task(task, manifest.expectation(self.widths, self.fingerprints), keep)
+        expected = replace(manifest.expectation(self.widths, self.fingerprints),
+                           features=self.features)
+        problems = verify_task(task, expected, keep)
         if not problems:
             done = read_done(task)
-            declared = (done.get("widths"), done.get("fingerprints"))
+            declared = (done.get("widths"), done.get("fingerprints"), stored_features(done))
             self.reference = self.reference or (index, declared)
             if declared != self.reference[1]:
-                problems.append(f"widths or model fingerprints differ from shard "
-                                f"{self.reference[0]}'s")
+                problems.append(f"widths, model fingerprints or feature storage differ from "
+                                f"shard {self.reference[0]}'s")
         return problems, manifest
 
 
@@ -169,7 +180,7 @@ def verify_run(run_dir: str | os.PathLike, widths: Mapping[str, int] | None = No
     """Verify every shard of the plan; [] when all can be merged. Shards must also agree with
     each other (and with `widths`/`fingerprints` when given) on widths and model fingerprints."""
     run, plan = RunDir(run_dir), load_plan(run_dir)
-    verify = _Verifier(run, widths, fingerprints)
+    verify = _Verifier(run, widths, fingerprints, planned_features(plan))
     checked = ((shard.index, verify(shard.index)[0]) for shard in plan.shards)
     return [ShardProblem(index, problems) for index, problems in checked if problems]
 
@@ -384,8 +395,8 @@ def _reduce(run: RunDir, plan: Plan, widths, fingerprints) -> ReduceResult:
         scratch = Path(tempfile.mkdtemp(prefix=".reduce-", dir=run.results))
         try:
             with ChunkTable(scratch) as table:
-                bad = _verify_and_extract(run, plan, _Verifier(run, widths, fingerprints), table,
-                                          scratch)
+                verify = _Verifier(run, widths, fingerprints, planned_features(plan))
+                bad = _verify_and_extract(run, plan, verify, table, scratch)
                 if bad:
                     for shard in bad:  # status shows them corrupt, resubmit reruns them
                         mark_rejected(run.task(shard.index), shard.problems)
@@ -536,6 +547,8 @@ def _write_samples_table(path: Path, accounts: list[dict]) -> None:
 
 
 def _features_index(run: RunDir, plan: Plan) -> dict:
+    """Where every part is, and what each holds (`features`: the storage choice, the tensors
+    of every part with their dtypes, tensor bytes per frame; `stored`: measured totals)."""
     shards = []
     for shard in plan.shards:
         task, done = run.task(shard.index), read_done(run.task(shard.index))
@@ -543,21 +556,41 @@ def _features_index(run: RunDir, plan: Plan) -> dict:
                   "sidecar": run.relative(task.sidecar(entry["index"]))} for entry in done["parts"]]
         shards.append({"index": shard.index, "rows": done["rows"], "manifest": shard.manifest,
                        "accounting": run.relative(task.accounting), "parts": parts})
-    first = read_done(run.task(0))
+    first = read_done(run.task(plan.shards[0].index))
+    features = stored_features(first)  # every shard's, verified
     return {"format": 1, "fingerprint": plan.fingerprint, "widths": first["widths"],
             "fingerprints": first["fingerprints"],
-            "layout": "tensors dnabert [n, widths.dnabert] then esm [n, widths.esm] and scores "
-                      "[n, 2] per part; rows in each shard's input order, frame IDs in the "
-                      "sidecars; "
-                      "the input ordinals and samples of a shard's sequences are in its manifest",
+            "features": part_layout(features, first["widths"]),
+            "stored": _stored_totals(shards),
+            "layout": _layout_note(features),
             "samples": [s.name for s in plan.samples],
             "shards": shards}
+
+
+def _stored_totals(shards: list[dict]) -> dict:
+    """Frames and part bytes over the run, measured (headers included, sidecars not)."""
+    rows = sum(shard["rows"] for shard in shards)
+    size = sum(part["bytes"] for shard in shards for part in shard["parts"])
+    return {"frames": rows, "part_bytes": size,
+            "part_bytes_per_frame": round(size / rows, 1) if rows else None}
+
+
+def _layout_note(features: str) -> str:
+    where = ("rows in each shard's input order, frame IDs in the sidecars; the input ordinals "
+             "and samples of a shard's sequences are in its manifest")
+    if features == "none":
+        return ("tensor scores [n, 2] float32 per part; the features were not kept "
+                "(--features none; widths are the models'); " + where)
+    dtype = FEATURE_DTYPES[features].name
+    return (f"tensors dnabert [n, widths.dnabert] then esm [n, widths.esm] ({dtype}) and "
+            f"scores [n, 2] (float32) per part; {where}")
 
 
 def _summary(plan: Plan, totals: dict, accounts: list[dict]) -> dict:
     summary = {**totals, "shards": len(plan.shards), "fingerprint": plan.fingerprint,
                "chunk_size": plan.chunk_size, "profile": plan.profile,
-               "precision": plan.precision, "call_rule": CALL_RULE, "time": time.time()}
+               "precision": plan.precision, "features": planned_features(plan),
+               "call_rule": CALL_RULE, "time": time.time()}
     if plan.per_sample:
         summary["samples"] = accounts
     return summary

@@ -12,6 +12,8 @@ from .errors import ConfigError
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 PRECISION_CHOICES = ("auto", *PRECISIONS)  # auto: settled at plan for where the tasks run
+FEATURES = ("fp32", "fp16", "none")  # what a part keeps of each frame's features
+DEFAULT_FEATURES = "none"  # VirNucPro's outputs, the report and status need only the scores
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,7 @@ class RunConfig:
     tokens_per_batch: int | None = None
     part_rows: int = 2048
     compile: bool = False  # torch.compile the ESM-2 layers of the bf16/fp16 fused path
+    features: str = DEFAULT_FEATURES  # stored per kept frame: fp32, fp16 or none (scores only)
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -31,6 +34,7 @@ class RunConfig:
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         check_compile(self.compile, self.precision)
+        check_features(self.features)
 
     def as_dict(self) -> dict:
         """Only non-default values: a default run keeps the same fingerprint as before."""
@@ -54,6 +58,15 @@ def check_compile(compile_layers, precision: str) -> None:
         raise ConfigError("compile applies to the bf16/fp16 fused ESM-2 path; fp32 runs "
                           "fair-esm's reference forward; fix: add --precision bf16, or drop "
                           "--compile")
+
+
+def check_features(features) -> None:
+    """Refused at plan, not at the first part of a task: the choice decides every part's bytes."""
+    if features not in FEATURES:
+        raise ConfigError(f"features {features!r} is not one of {', '.join(FEATURES)} "
+                          "(--features or `features:` in the config); fix: fp32 or fp16 to keep "
+                          "each frame's features (to cluster or train on them), none for the "
+                          "scores only")
 
 
 def load_config(path: str | Path | None = None, target=None, **overrides) -> RunConfig:

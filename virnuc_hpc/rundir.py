@@ -4,7 +4,7 @@
     RUN/shards/shard-00000.manifest.json            one manifest per shard, with checksums of:
     RUN/shards/shard-00000.npy                      ordinal, length, chunks, digest of its sequences
     RUN/shards/shard-00000.ids                      their IDs, one per line, input order
-    RUN/tasks/00000/part-00000.safetensors          features and scores, K frames per part
+    RUN/tasks/00000/part-00000.safetensors          scores (features: --features), K frames a part
     RUN/tasks/00000/part-00000.json                 its sidecar (sha256, rows, ids)
     RUN/tasks/00000/accounting.tsv                  one line per input sequence of the shard
     RUN/tasks/00000/DONE                            written last: part checksums and totals

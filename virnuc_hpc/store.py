@@ -1,12 +1,14 @@
 """Feature parts of one array task: written atomically, verified by content, resumable.
 
-A task writes its kept frames in parts of K rows. Each part is one safetensors file (tensors
-`dnabert` [n, Dd], `esm` [n, De], `scores` [n, 2], float32, no pickle) published with
-`fsio.atomic_open`, then a JSON sidecar (sha256, rows, first row, IDs and their digest, widths,
-model fingerprints), then - after the per-sequence accounting file - a DONE record listing the
-exact sha256 of every part. The bytes of a part depend only on its content (no times, no pids,
-one metadata key), so two processes racing on the same index either publish identical files or
-leave a mismatch that `verify_task` rejects: a shard is never silently mixed.
+A task writes its kept frames in parts of K rows. Each part is one safetensors file (no
+pickle) published with `fsio.atomic_open`: tensor `scores` [n, 2] float32 always, and, as the
+run's `features` option asks, `dnabert` [n, Dd] and `esm` [n, De] in float32 (fp32) or float16
+(fp16, rounded at write time from the float32 features the scores came from) or not at all
+(none). Then a JSON sidecar (sha256, rows, first row, IDs and their digest, widths, model
+fingerprints, features), then - after the per-sequence accounting file - a DONE record listing
+the exact sha256 of every part. The bytes of a part depend only on its content (no times, no
+pids, one metadata key), so two processes racing on the same index either publish identical
+files or leave a mismatch that `verify_task` rejects: a shard is never silently mixed.
 """
 
 from __future__ import annotations
@@ -27,11 +29,15 @@ from safetensors.numpy import save as save_tensors
 
 from .faults import fault_point
 from .fsio import atomic_open, atomic_write, make_dirs, sha256_bytes, sha256_file
-from .errors import IntegrityError
+from .errors import ConfigError, IntegrityError
 from .rundir import TaskDir, check_record_paths, parse_index
+from .runconfig import DEFAULT_FEATURES, FEATURES, check_features
 
 FORMAT = 1
 TENSORS = ("dnabert", "esm", "scores")
+LEGACY_FEATURES = "fp32"  # what parts and DONEs written before the choice existed kept
+FEATURE_DTYPES = {"fp32": np.dtype(np.float32), "fp16": np.dtype(np.float16)}
+SCORES_DTYPE = np.dtype(np.float32)
 ACCOUNTING_COLUMNS = ("id", "length", "chunks", "kept_frames", "skip_reason")
 PartHook = Callable[[int, Sequence[str], Mapping[str, np.ndarray]], None]
 FRAME_SUFFIX = re.compile(r"_chunk_([1-9][0-9]*)[FR][123]\Z")
@@ -51,6 +57,34 @@ def _read_json(path: Path) -> dict | None:
         return json.loads(path.read_bytes())
     except (OSError, ValueError):
         return None
+
+
+def stored_tensors(features: str) -> tuple[str, ...]:
+    """The tensors a part holds: the scores always, the two feature tensors unless `none`."""
+    return ("scores",) if features == "none" else TENSORS
+
+
+def tensor_dtype(name: str, features: str) -> np.dtype:
+    """Scores stay float32 whatever is kept of the features (every results file comes from
+    them, so it is the same for every choice)."""
+    return SCORES_DTYPE if name == "scores" else FEATURE_DTYPES[features]
+
+
+def stored_features(record: Mapping) -> str:
+    """A sidecar's or DONE's feature storage (fp32 for those written before the choice)."""
+    return record.get("features", LEGACY_FEATURES)
+
+
+def part_layout(features: str, widths: Mapping[str, int]) -> dict:
+    """What every part of a run holds (features_index.json): the choice, each tensor's dtype
+    and width, and the bytes of tensor data per frame (the parts' few hundred header bytes
+    and the sidecars' frame IDs come on top)."""
+    full = full_widths(widths)
+    tensors = {name: {"dtype": tensor_dtype(name, features).name, "width": full[name]}
+               for name in stored_tensors(features)}
+    per_frame = sum(tensor_dtype(name, features).itemsize * full[name] for name in tensors)
+    dtype = FEATURE_DTYPES[features].name if features in FEATURE_DTYPES else None
+    return {"stored": features, "dtype": dtype, "tensors": tensors, "bytes_per_frame": per_frame}
 
 
 def rerun_hint(task: TaskDir) -> str:
@@ -102,13 +136,15 @@ class ResumePoint:
 @dataclass
 class Expectation:
     """What a shard must contain: its sequences in input order (from the manifest), and
-    optionally the feature widths and model fingerprints every part must declare."""
+    optionally the feature widths, model fingerprints and feature storage (the plan's
+    `features`) every part must declare."""
 
     ids: Sequence[str]
     lengths: Sequence[int] | None = None
     chunks: Sequence[int] | None = None
     widths: Mapping[str, int] | None = None
     fingerprints: Mapping[str, str] | None = None
+    features: str | None = None
 
 
 def _sidecar_info(task: TaskDir, k: int, sidecar: dict) -> PartInfo:
@@ -126,7 +162,8 @@ def _complete_part(task: TaskDir, k: int, row_start: int,
         return None
     if sidecar is None or not task.part(k).is_file() or not task.holds(task.part(k)):
         return None
-    if declared is not None and any(sidecar.get(key) != value for key, value in declared.items()):
+    recorded = {**sidecar, "features": stored_features(sidecar)}
+    if declared is not None and any(recorded.get(k) != value for k, value in declared.items()):
         return None
     if sidecar.get("row_start") != row_start or sha256_file(task.part(k)) != sidecar.get("sha256"):
         return None
@@ -141,22 +178,26 @@ def _scan(task: TaskDir, declared: Mapping | None) -> list[PartInfo]:
 
 
 def resume_point(task_dir: str | os.PathLike, widths: Mapping[str, int] | None = None,
-                 fingerprints: Mapping[str, str] | None = None) -> ResumePoint:
+                 fingerprints: Mapping[str, str] | None = None,
+                 features: str | None = None) -> ResumePoint:
     """Complete verified parts 0..n-1 (sidecar present, sha256 equal, rows contiguous and, when
-    given, the same widths and fingerprints). Temp files and later or unsidecarred parts are
-    ignored: the writer overwrites them."""
-    declared = _declared(widths, fingerprints)
+    given, the same widths, fingerprints and feature storage: an fp32 run never resumes from
+    an fp16 or scores-only part). Temp files and later or unsidecarred parts are ignored: the
+    writer overwrites them."""
+    declared = _declared(widths, fingerprints, features)
     infos = _scan(TaskDir(task_dir), declared)
     last = infos[-1].ids[-1] if infos else None
     return ResumePoint(len(infos), sum(i.rows for i in infos), last, tuple(infos))
 
 
-def _declared(widths, fingerprints) -> dict | None:
+def _declared(widths, fingerprints, features) -> dict | None:
     declared = {}
     if widths is not None:
         declared["widths"] = full_widths(widths)
     if fingerprints is not None:
         declared["fingerprints"] = dict(fingerprints)
+    if features is not None:
+        declared["features"] = features
     return declared or None
 
 
@@ -172,23 +213,39 @@ def _as_rows(name: str, array, rows: int, width: int) -> np.ndarray:
     return array
 
 
+def _as_stored(name: str, array, rows: int, width: int, dtype: np.dtype) -> np.ndarray:
+    """The fp32 rows as stored: rounded to fp16 where asked (refused, naming the fix, if a
+    value is beyond fp16's range: a part must never hold an infinity its fp32 lacked)."""
+    exact = _as_rows(name, array, rows, width)
+    with np.errstate(over="ignore"):  # an overflow is refused below, in words
+        stored = exact.astype(dtype)
+    if dtype != exact.dtype and not np.isfinite(stored).all() and np.isfinite(exact).all():
+        raise ConfigError(f"{name} features beyond {dtype.name}'s range (±"
+                          f"{np.finfo(dtype).max:g}); fix: plan the input again in a new run "
+                          "dir with --features fp32")
+    return stored
+
+
 class PartWriter:
     """Writes the parts of one task, resuming after its complete verified parts.
 
     `widths` gives the feature widths (`{"dnabert": 768, "esm": 2560}` for the real models);
-    `fingerprints` identifies the models (name -> checksum). Parts written by another
-    configuration are not resumed from. Creating a writer removes a stale DONE.
+    `fingerprints` identifies the models (name -> checksum); `features` what is kept of the
+    features (fp32, fp16, none). Parts written by another configuration are not resumed
+    from. Creating a writer removes a stale DONE.
     """
 
     def __init__(self, task_dir: str | os.PathLike, widths: Mapping[str, int],
-                 fingerprints: Mapping[str, str]):
+                 fingerprints: Mapping[str, str], features: str = DEFAULT_FEATURES):
+        check_features(features)
         self.task = TaskDir(task_dir)
         self.widths = full_widths(widths)
         self.fingerprints = dict(fingerprints)
+        self.features = features
         make_dirs(self.task.root)
         self.task.done.unlink(missing_ok=True)
         self.task.rejected.unlink(missing_ok=True)
-        resumed = resume_point(task_dir, self.widths, self.fingerprints)
+        resumed = resume_point(task_dir, self.widths, self.fingerprints, features)
         self.parts: list[PartInfo] = list(resumed.infos)
 
     @property
@@ -200,14 +257,15 @@ class PartWriter:
         return sum(info.rows for info in self.parts)
 
     def write_part(self, k: int, ids: Sequence[str], dnabert, esm, scores) -> PartInfo:
-        """Publish part `k` (must be `next_part`): the tensors, then the sidecar."""
+        """Publish part `k` (must be `next_part`): the tensors the run keeps, then the sidecar.
+        `dnabert` and `esm` are the float32 features the scores came from: stored as
+        they are (fp32), rounded (fp16), or not kept at all (none; they may then be None)."""
         if k != self.next_part:
             raise ValueError(f"part {k} written out of order: the next part is {self.next_part}")
         rows = len(ids)
         if rows == 0:
             raise ValueError("a part needs at least one row")
-        tensors = {name: _as_rows(name, array, rows, self.widths[name])
-                   for name, array in zip(TENSORS, (dnabert, esm, scores))}
+        tensors = self._stored(rows, {"dnabert": dnabert, "esm": esm, "scores": scores})
         digest = ids_digest(ids)
         meta = {"format": FORMAT, "part": k, "row_start": self.rows_done, "ids_digest": digest}
         data = save_tensors(tensors, metadata={"virnuc_hpc": json.dumps(meta, sort_keys=True)})
@@ -215,10 +273,16 @@ class PartWriter:
         atomic_write(self.task.part(k), data)
         fault_point("part.written", self.task.part(k))
         sidecar = {**meta, "sha256": sha256_bytes(data), "bytes": len(data), "rows": rows,
-                   "ids": list(ids), "widths": self.widths, "fingerprints": self.fingerprints}
+                   "ids": list(ids), "widths": self.widths, "fingerprints": self.fingerprints,
+                   "features": self.features}
         atomic_write(self.task.sidecar(k), _json_bytes(sidecar))
         self.parts.append(_sidecar_info(self.task, k, sidecar))
         return self.parts[-1]
+
+    def _stored(self, rows: int, arrays: Mapping[str, object]) -> dict[str, np.ndarray]:
+        return {name: _as_stored(name, arrays[name], rows, self.widths[name],
+                                 tensor_dtype(name, self.features))
+                for name in stored_tensors(self.features)}
 
     def write_done(self, summary: Mapping | None = None, **run_info) -> dict:
         """Write DONE last: the parts' sha256 list, totals and the accounting's digest, and
@@ -237,7 +301,7 @@ class PartWriter:
             "rows": self.rows_done, "sequences": sequences,
             "accounting_sha256": sha256_file(self.task.accounting),
             "sequence_ids_digest": ids.hexdigest(),
-            "widths": self.widths, "fingerprints": self.fingerprints,
+            "widths": self.widths, "fingerprints": self.fingerprints, "features": self.features,
             "summary": dict(summary or {}), "time": time.time(), "host": socket.gethostname(),
             "pid": os.getpid(), **run_info,
         }
@@ -403,9 +467,10 @@ def verify_task(task_dir: str | os.PathLike, expected: Expectation,
 
     Checks: DONE present; the accounting matches DONE's digest and the expected sequences
     (IDs, order, lengths, chunks); every listed part exists with DONE's sha256 and byte count,
-    its sidecar agrees, its tensors have the declared widths, float32 and finite values; the
-    frame IDs follow the accounting (each sequence's kept frames, in order); the same widths
-    and fingerprints everywhere (and as expected, when given). `on_part(k, frame IDs,
+    its sidecar agrees, it holds exactly the tensors its feature storage keeps, with the
+    declared widths, dtypes and finite values; the frame IDs follow the accounting (each
+    sequence's kept frames, in order); the same widths, fingerprints and feature storage
+    everywhere (and as expected, when given). `on_part(k, frame IDs,
     tensors)` is told each part that passes, from the same read (reduce merges from it).
     """
     task = TaskDir(task_dir)
@@ -433,6 +498,10 @@ def _check_declared(check: _Check) -> None:
     if check.expected.fingerprints is not None and prints != dict(check.expected.fingerprints):
         want = dict(check.expected.fingerprints)
         check.fail(f"model fingerprints {prints} differ from the plan's {want}")
+    stored = stored_features(check.done)
+    if check.expected.features is not None and stored != check.expected.features:
+        check.fail(f"features stored as {stored}, the plan keeps {check.expected.features} "
+                   "(written with other options)")
 
 
 def _check_accounting(check: _Check) -> list[AccountRow] | None:
@@ -532,31 +601,48 @@ def _sidecar_agrees(check: _Check, k: int, sidecar: dict | None, entry: dict,
     if not agree:
         check.fail(f"part {k}: sidecar disagrees with the part (sha256, rows, first row or IDs)")
     elif sidecar.get("widths") != check.done.get("widths") or \
-            sidecar.get("fingerprints") != check.done.get("fingerprints"):
-        check.fail(f"part {k}: widths or model fingerprints differ from the rest of the shard")
+            sidecar.get("fingerprints") != check.done.get("fingerprints") or \
+            stored_features(sidecar) != stored_features(check.done):
+        check.fail(f"part {k}: widths, model fingerprints or feature storage differ from the "
+                   "rest of the shard")
         agree = False
     return agree
 
 
 def _checked_tensors(check: _Check, k: int, data: bytes, rows: int) -> dict | None:
-    """The part's tensors when they have the declared shapes and finite values, else None."""
+    """The part's tensors when they are those its storage keeps, with the declared shapes,
+    dtypes and finite values, else None."""
     try:
         tensors = load_tensors(data)
     except Exception as exc:  # safetensors raises its own error type on a bad header
         check.fail(f"part {k}: unreadable safetensors ({exc})")
         return None
-    widths = check.done.get("widths") or {}
-    for name in TENSORS:
-        array = tensors.get(name)
-        if array is None or array.dtype != np.float32 or array.shape != (rows, widths.get(name)):
-            shape = None if array is None else (array.shape, str(array.dtype))
-            check.fail(f"part {k}: tensor {name} is {shape}, "
-                       f"expected float32 ({rows}, {widths.get(name)})")
+    widths, features = check.done.get("widths") or {}, stored_features(check.done)
+    if not _holds_what_is_kept(check, k, sorted(tensors), features):
+        return None
+    for name in stored_tensors(features):
+        array, dtype = tensors[name], tensor_dtype(name, features)
+        if array.dtype != dtype or array.shape != (rows, widths.get(name)):
+            check.fail(f"part {k}: tensor {name} is {(array.shape, str(array.dtype))}, "
+                       f"expected {dtype.name} ({rows}, {widths.get(name)})")
             return None
         if not np.isfinite(array).all():
             check.fail(f"part {k}: tensor {name} has NaN or infinite values")
             return None
     return tensors
+
+
+def _holds_what_is_kept(check: _Check, k: int, names: list[str], features: str) -> bool:
+    """Exactly the tensors the shard's storage keeps: a scores-only part that holds features,
+    or an fp32 one without them, was written by something else."""
+    if features not in FEATURES:
+        check.fail(f"part {k}: unknown feature storage {features!r}")
+        return False
+    if names != sorted(stored_tensors(features)):
+        check.fail(f"part {k}: tensors {names}, but features {features} keeps "
+                   f"{sorted(stored_tensors(features))}")
+        return False
+    return True
 
 
 def frame_key(frame_id: str, sequence_id: str) -> tuple[int, str] | None:

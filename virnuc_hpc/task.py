@@ -20,7 +20,7 @@ import os
 import signal
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import islice
 from typing import Callable, Iterator
 
@@ -57,6 +57,7 @@ class TaskOptions:
     heartbeat_s: float = 5.0
     compile: bool = False
     prefetch: int = 1  # parts queued ahead of (and behind) the encoders; 0: one thread
+    features: str = RunConfig.features  # what the parts keep of the features (runconfig)
 
 
 class StopRequested(UserError):
@@ -97,7 +98,7 @@ def task_options(run_dir, device: str = "auto") -> TaskOptions:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     heartbeat = float(os.environ.get("VIRNUC_HPC_HEARTBEAT_S", TaskOptions.heartbeat_s))
     return TaskOptions(device, config.precision, config.tokens_per_batch, config.part_rows,
-                       heartbeat, config.compile, prefetch_depth())
+                       heartbeat, config.compile, prefetch_depth(), config.features)
 
 
 def prefetch_depth() -> int:
@@ -120,8 +121,9 @@ def run_task(run_dir, index: int, options: TaskOptions = TaskOptions()) -> TaskR
 
 def _run_task(run: RunDir, index: int, options: TaskOptions) -> TaskResult:
     plan = planning.load_plan(run.root)
-    expectation = planning.load_manifest(run.root, index).expectation(
-        fingerprints=plan.models or None)
+    manifest = planning.load_manifest(run.root, index)
+    expectation = replace(manifest.expectation(fingerprints=plan.models or None),
+                          features=options.features)  # a DONE stored otherwise is redone
     task = run.task(index)
     contained(run.root, task.root)  # never written through a symlink out of the run dir
     if _verified_done(task, expectation):
@@ -217,7 +219,7 @@ def _compute(run: RunDir, plan, index: int, options: TaskOptions) -> TaskResult:
             _check_models(plan, models.fingerprints)
             fault_point("models.loaded")
             writer = PartWriter(task.root, widths=pipeline.widths,
-                                fingerprints=models.fingerprints)
+                                fingerprints=models.fingerprints, features=options.features)
             log.info("shard %d: %d kept frames, resuming after %d", index, total,
                      writer.rows_done)
             progress.set_phase("embedding", done=writer.rows_done)

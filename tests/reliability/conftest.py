@@ -21,3 +21,9 @@ def pytest_terminal_summary(terminalreporter):
 def bench(tiny_cache, tmp_path_factory) -> Bench:
     """A small planned run, run clean once through the CLI: what every trial is compared to."""
     return Bench(tmp_path_factory.mktemp("faults"), tiny_cache)
+
+
+@pytest.fixture(scope="session")
+def bench_fp16(tiny_cache, tmp_path_factory) -> Bench:
+    """The same run keeping fp16 features (`--features fp16`): trials of parts with features."""
+    return Bench(tmp_path_factory.mktemp("faults-fp16"), tiny_cache, features="fp16")

@@ -1,7 +1,8 @@
 """Fault trials on a small run, driven by the real CLI (forked from the zygote).
 
-A `Bench` plans a small input (2 shards, parts of 3 frames, so a kill often lands mid-write)
-and runs it clean once. Each trial copies that run without shard 0's task dir (or with it,
+A `Bench` plans a small input (2 shards, parts of 3 frames, so a kill often lands mid-write;
+`--features none` unless told otherwise, so its parts hold the scores only) and runs it clean
+once. Each trial copies that run without shard 0's task dir (or with it,
 for reduce trials), runs the command under a fault, judges what it left, applies the
 documented fix (rerun `run-task`, then `reduce`), and compares the results with the clean
 run's, byte for byte. Outcomes (tally.py):
@@ -46,11 +47,12 @@ def records():
 class Bench:
     """The clean run, fresh copies of it, and the CLI in forked children."""
 
-    def __init__(self, root: Path, cache: Path):
+    def __init__(self, root: Path, cache: Path, features: str = "none"):
         self.root, self.cache, self.serial = Path(root), Path(cache), 0
+        self.features = features
         self.input = synthetic.write_fasta(self.root / "input.fa", records())
         self.config = self.root / "run.yaml"
-        self.config.write_text(f"part_rows: {PART_ROWS}\n")
+        self.config.write_text(f"part_rows: {PART_ROWS}\nfeatures: {features}\n")
         self.clean = self.root / "clean"
         self._check(self.cli(["plan", self.input, "--run-dir", self.clean, "--models", "tiny",
                               "--shards", "2", "--config", self.config]))

@@ -110,6 +110,32 @@ def test_random_kills_then_rerun(bench):
     assert trials >= RANDOM_TRIALS // 2
 
 
+# -- feature storage: the trials above run on a scores-only run (`--features none`) ----------
+
+def test_the_bench_keeps_the_scores_only(bench):
+    from virnuc_hpc.rundir import RunDir
+    from virnuc_hpc.store import read_done
+
+    task = RunDir(bench.clean).task(SHARD)
+    assert bench.features == "none" and read_done(task.root)["features"] == "none"
+    assert b'"dnabert"' not in task.part(0).read_bytes()[:200]  # the safetensors header
+
+
+@pytest.mark.parametrize("rule", ["part.written=kill@{mid}", "rename:*/part-*.safetensors=kill@1",
+                                  "write:*/part-*.safetensors=kill@{P}", "write:*/DONE=kill"])
+def test_fp16_features_kill_at_a_named_point_then_rerun(bench_fp16, rule):
+    rule = rule.format(**counts(bench_fp16))
+    bench_fp16.task_trial(f"fp16 kill {rule}", rule, KILLED)
+
+
+def test_fp16_features_random_kills_then_rerun(bench_fp16):
+    rng = random.Random(SEED + 1)
+    for k in range(4):
+        delay = rng.uniform(0.0, 1.0) * bench_fp16.task_s
+        bench_fp16.task_trial(f"fp16 random time {k} ({delay:.2f} s)", None, KILLED,
+                              kill_after=lambda d=delay: d)
+
+
 # -- run-task: the scheduler's signals, I/O errors --------------------------------------------
 
 @pytest.mark.parametrize("rule", ["models.load=term@2", "embed.batch=term@2",

@@ -3,7 +3,7 @@ manifests, sized by GPU time for where the tasks will run."""
 
 from __future__ import annotations
 
-from ..runconfig import PRECISION_CHOICES
+from ..runconfig import DEFAULT_FEATURES, FEATURES, PRECISION_CHOICES
 from ..sequences import CHUNK_SIZES
 
 
@@ -52,8 +52,8 @@ def add_plan_options(p, run_dir_required: bool = True) -> None:
     p.add_argument("--models", default="real", metavar="PROFILE",
                    help="model profile: real (the published weights) or tiny (tests, demo)")
     p.add_argument("--config", metavar="FILE.yaml",
-                   help="run options (precision, tokens_per_batch, part_rows, compile); "
-                        "flags win")
+                   help="run options (precision, tokens_per_batch, part_rows, compile, "
+                        "features); flags win")
     p.add_argument("--precision", choices=PRECISION_CHOICES,
                    help="auto (default): bf16 where the tasks' GPUs run it (compute capability "
                         "8.0+), fp16 on older GPUs, fp32 without a GPU; fp32 is the reference "
@@ -63,6 +63,12 @@ def add_plan_options(p, run_dir_required: bool = True) -> None:
                         "memory; 4096 on a CPU)")
     p.add_argument("--compile", action="store_true", default=None,
                    help="torch.compile the ESM-2 layers (bf16/fp16 only; GPU runs)")
+    p.add_argument("--features", choices=FEATURES,
+                   help=f"what the parts keep of each kept frame's 768 + 2560 features "
+                        f"(default {DEFAULT_FEATURES}: only the scores, all VirNucPro's files, "
+                        "the report and status need): fp32 (13,312 bytes a frame) or fp16 "
+                        "(6,656, within 1e-3) to cluster or train on them; the scores and "
+                        "every results file are the same for all three")
 
 
 def study_from(args):
@@ -78,7 +84,8 @@ def settled_config(args, target, recorded: str | None = None):
     from ..runconfig import settle_config
 
     return settle_config(args.config, target, recorded, precision=args.precision,
-                         tokens_per_batch=args.tokens_per_batch, compile=args.compile)
+                         tokens_per_batch=args.tokens_per_batch, compile=args.compile,
+                         features=args.features)
 
 
 def _options(args, config) -> dict:
