@@ -13,8 +13,8 @@ input) and how many input files it opened (an audit hook on `open`).
 
 All tasks together read about (shards x the mean of the three) bytes; when they open input
 files that is counted as passes of the input (an upper bound: rchar also counts the plan and
-manifest). The goals: last / first <= 1.5, and at most 3 passes of the input. `--code DIR` runs the same with
-another checkout (e.g. one from before this change) to compare.
+manifest). The goals: last / first <= 1.5, and at most 3 passes of the input. `--code DIR`
+runs the same with another checkout (e.g. one from before this change) to compare.
 """
 
 from __future__ import annotations
