@@ -43,9 +43,10 @@ def hook(event, args):
 sys.addaudithook(hook)
 def rchar():
     return int(dict(l.split(": ") for l in open("/proc/self/io").read().splitlines())["rchar"])
-start_bytes, start = rchar(), time.perf_counter()
+import numpy, xxhash                       # imported before the clock starts
 from virnuc_hpc.plan import iter_shard_records
 from virnuc_hpc.sequences import prepare
+start_bytes, start = rchar(), time.perf_counter()
 frames = 0
 for item in prepare(iter_shard_records(sys.argv[1], int(sys.argv[2])), 500):
     frames += len(item.frames)
@@ -83,14 +84,14 @@ def plan(code: Path, inputs: list[Path], run: Path, shards: int, cache: Path) ->
     shutil.rmtree(run, ignore_errors=True)
     done = subprocess.run([sys.executable, "-m", "virnuc_hpc", "plan", *map(str, inputs),
                            "--run-dir", str(run), "--models", "tiny", "--shards", str(shards)],
-                          capture_output=True, text=True, env=env(code, cache))
+                          capture_output=True, text=True, env=env(code, cache), cwd=run.parent)
     assert done.returncode == 0, done.stderr
 
 
 def probe(code: Path, run: Path, index: int, inputs: list[Path], cache: Path) -> dict:
     done = subprocess.run([sys.executable, "-c", PROBE, str(run), str(index),
                            json.dumps([str(p) for p in inputs])],
-                          capture_output=True, text=True, env=env(code, cache))
+                          capture_output=True, text=True, env=env(code, cache), cwd=run.parent)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 

@@ -110,7 +110,7 @@ def _write(out: Outputs, rows: np.ndarray, lines: bytes, block: Block) -> None:
     if out.ids is not None:
         out.ids.write(lines)
     if out.seqfile is not None:
-        out.seqfile.add(out.ordinal, len(block.seqs), block.seq_lines)
+        out.seqfile.add(out.ordinal, rows["length"], block.seq_lines)
     out.ids_bytes += len(lines)
     out.ordinal += len(rows)
 

@@ -24,7 +24,8 @@ from ..sequences.source import _zstd
 
 INDEX_DTYPE = np.dtype([("first", "<i8"), ("count", "<i8"), ("offset", "<i8"), ("size", "<i8")])
 LEVEL = 1          # zstd level: DNA at about 3x, faster than the parse it runs beside
-AHEAD = 2          # frames compressed ahead of the writer (memory: a few blocks)
+AHEAD = 4          # frames compressed ahead of the writer (memory: a few frames)
+FRAME_BYTES = 1 << 20   # bases per frame, about: a task reads at most two frames it does not need
 
 
 def _compress(data: bytes) -> bytes:
@@ -43,10 +44,21 @@ class SeqFileWriter:
         self.index: list[tuple[int, int, int, int]] = []
         self.offset = 0
 
-    def add(self, first: int, count: int, lines: bytes) -> None:
-        """Sequences first..first+count-1, one per line (`lines` ends with a newline)."""
-        if count:
-            self.pending.append((first, count, self.pool.submit(_compress, lines)))
+    def add(self, first: int, lengths: np.ndarray, lines: bytes) -> None:
+        """Sequences first..first+len(lengths)-1 of these lengths, one per line (`lines` ends
+        with a newline), in frames of about FRAME_BYTES."""
+        ends = np.cumsum(lengths.astype(np.int64) + 1)
+        cuts = np.searchsorted(ends, np.arange(FRAME_BYTES, int(ends[-1]) if len(ends) else 0,
+                                               FRAME_BYTES), side="left")
+        start = 0
+        for stop in [*np.unique(cuts + 1).tolist(), len(ends)]:
+            if stop > start:
+                lo = int(ends[start - 1]) if start else 0
+                self._submit(first + start, stop - start, lines[lo:int(ends[stop - 1])])
+                start = stop
+
+    def _submit(self, first: int, count: int, lines: bytes) -> None:
+        self.pending.append((first, count, self.pool.submit(_compress, lines)))
         while len(self.pending) > AHEAD:
             self._write_one()
 
