@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import heapq
 import json
 
 import numpy as np
@@ -10,8 +9,9 @@ import pytest
 
 from virnuc_hpc.errors import ConfigError, InputError, IntegrityError, UserError
 from virnuc_hpc.plan import (
-    assign_shards, imbalance, iter_shard_records, load_manifest, load_plan, plan_input,
+    cut, imbalance, iter_shard_records, load_manifest, load_plan, plan_input,
 )
+from virnuc_hpc.plan.packing import Cutter, weighted
 from virnuc_hpc.rundir import RunDir
 from virnuc_hpc.sequences.prepare import chunk_spans
 
@@ -36,23 +36,16 @@ def skewed_lengths(kind, n, seed=1):
     return np.where(rng.random(n) < 0.05, 20_000, 150)  # bimodal: reads and a few contigs
 
 
-def lpt_heap(costs, shards):
-    """Reference LPT, one item at a time."""
-    heap = [(0, s) for s in range(shards)]
-    for cost in sorted(costs, reverse=True):
-        load, s = heapq.heappop(heap)
-        heapq.heappush(heap, (load + cost, s))
-    return sorted(load for load, _ in heap)
-
-
 @pytest.mark.parametrize("seed", range(5))
-def test_assign_shards_equals_one_by_one_lpt(seed):
+def test_cuts_are_contiguous_never_empty_and_within_one_cost_of_the_share(seed):
     rng = np.random.default_rng(seed)
     costs = rng.integers(0, 6, size=rng.integers(1, 300)) ** rng.integers(1, 4)
-    shards = int(rng.integers(1, 12))
-    assign = assign_shards(costs, shards)
-    loads = np.bincount(assign, weights=costs, minlength=shards)
-    assert sorted(loads.astype(int).tolist()) == lpt_heap(costs.tolist(), shards)
+    shards = int(min(rng.integers(1, 12), len(costs)))
+    assign = cut(weighted(costs), shards)
+    assert (np.diff(assign) >= 0).all() and (np.diff(assign) <= 1).all()   # contiguous, in order
+    assert set(assign.tolist()) == set(range(shards))                      # none empty
+    loads = np.bincount(assign, weights=weighted(costs), minlength=shards)
+    assert loads.max() - loads.min() <= 2 * weighted(costs).max()
 
 
 @pytest.mark.parametrize("kind", ["lognormal", "pareto", "bimodal"])
@@ -60,21 +53,30 @@ def test_assign_shards_equals_one_by_one_lpt(seed):
 def test_skewed_lengths_balance_within_5_percent(kind, shards):
     lengths = skewed_lengths(kind, 40_000)
     costs = np.array([len(chunk_spans(int(n), 500)) for n in lengths])
-    loads = np.bincount(assign_shards(costs, shards), weights=costs, minlength=shards)
+    loads = np.bincount(cut(weighted(costs), shards), weights=costs, minlength=shards)
     assert imbalance(loads) <= 1.05
-    assert loads.max() - loads.min() <= costs.max()
+    assert loads.max() - loads.min() <= 2 * costs.max()   # each within one cost of its share
 
 
 def test_zero_cost_sequences_are_spread_by_count():
-    assign = assign_shards(np.zeros(10, int), 3)
+    assign = cut(weighted(np.zeros(10, int)), 3)
     assert sorted(np.bincount(assign, minlength=3).tolist()) == [3, 3, 4]
+
+
+def test_cutting_block_by_block_equals_cutting_at_once():
+    costs = weighted(np.random.default_rng(4).integers(0, 5, 1000) ** 2)
+    cutter = Cutter(int(costs.sum()), len(costs), 7)
+    blocks = np.concatenate([cutter(costs[i:i + 37]) for i in range(0, 1000, 37)])
+    assert blocks.tolist() == cut(costs, 7).tolist()
 
 
 def test_plan_writes_manifests_covering_the_input_in_order(tmp_path):
     lengths = skewed_lengths("lognormal", 400)
     fasta = write_fasta(tmp_path / "in.fa", lengths)
     plan = plan_input(fasta, tmp_path / "run", shards=5)
-    assert plan.sequences == 400 and len(plan.shards) == 5 and plan.imbalance <= 1.05
+    costs = [len(chunk_spans(int(n), 500)) for n in lengths]
+    assert plan.sequences == 400 and len(plan.shards) == 5
+    assert plan.imbalance <= 1 + max(costs) / (sum(costs) / 5)   # within one sequence's cost
     assert plan.chunks == sum(len(chunk_spans(int(n), 500)) for n in lengths)
     seen = []
     for shard in plan.shards:
@@ -140,30 +142,34 @@ def test_failed_read_leaves_no_shards_and_a_crashed_plan_is_cleaned(tmp_path):
     assert not (tmp_path / "run" / "shards").exists()
     assert not (tmp_path / "run" / "plan.json").exists()
     (tmp_path / "run" / "shards").mkdir()
-    (tmp_path / "run" / "shards" / "shard-00007.ids").write_text("stale\n")
+    (tmp_path / "run" / "shards" / "shard-00007.manifest.json").write_text("stale\n")
     plan_input(write_fasta(tmp_path / "in.fa", [100, 200]), tmp_path / "run")
-    assert not (tmp_path / "run" / "shards" / "shard-00007.ids").exists()
+    assert not (tmp_path / "run" / "shards" / "shard-00007.manifest.json").exists()
 
 
 def test_tampered_manifest_is_rejected(tmp_path):
     fasta = write_fasta(tmp_path / "in.fa", [100, 200, 300, 400])
     plan_input(fasta, tmp_path / "run", shards=2)
-    ids = RunDir(tmp_path / "run").shard_ids(1)
-    ids.write_text(ids.read_text().replace("r", "x"))
-    with pytest.raises(IntegrityError, match="shard 1"):
+    ids = RunDir(tmp_path / "run").ids
+    ids.write_text(ids.read_text().replace("r3", "x3"))     # shard 1's slice
+    load_manifest(tmp_path / "run", 0)
+    with pytest.raises(IntegrityError, match="shard 1: ids.txt changed since planning"):
         load_manifest(tmp_path / "run", 1)
 
 
-def test_iter_shard_records_rereads_its_ordinals_and_detects_a_changed_input(tmp_path):
+def test_tasks_read_the_runs_copy_so_a_changed_input_changes_nothing(tmp_path):
+    """After planning the input may change, move or vanish: the tasks read the run's copy."""
     lengths = [100, 2000, 300, 50, 900, 1200]
     fasta = write_fasta(tmp_path / "in.fa", lengths)
     plan = plan_input(fasta, tmp_path / "run", shards=2)
-    got = {r.ordinal: r for s in plan.shards for r in iter_shard_records(tmp_path / "run", s.index)}
-    assert sorted(got) == list(range(6)) and [got[i].length for i in range(6)] == lengths
-    write_fasta(fasta, [100, 2000, 300, 51, 900, 1200])
-    with pytest.raises(IntegrityError, match="changed since planning"):
-        for s in plan.shards:
-            list(iter_shard_records(tmp_path / "run", s.index))
+    planned = {r.ordinal: (r.id, r.seq) for s in plan.shards
+               for r in iter_shard_records(tmp_path / "run", s.index)}
+    assert sorted(planned) == list(range(6))
+    assert [len(planned[i][1]) for i in range(6)] == lengths
+    fasta.unlink()
+    again = {r.ordinal: (r.id, r.seq) for s in plan.shards
+             for r in iter_shard_records(tmp_path / "run", s.index)}
+    assert again == planned
 
 
 def test_plan_json_records_fingerprint_inputs_and_estimates(tmp_path):
@@ -199,30 +205,38 @@ def test_gpu_hour_estimate_says_goal_until_a_measurement_is_recorded(tmp_path, m
     assert fp32.gpu_hours_est == pytest.approx(bf16.gpu_hours_est * 81234.5 / GOALS["fp32"])
 
 
-def test_a_changed_base_of_the_same_size_is_caught_by_its_shard_only(tmp_path):
-    fasta = write_fasta(tmp_path / "in.fa", [300, 300, 300, 300])
+def test_a_damaged_copy_is_caught_by_the_shards_that_read_it(tmp_path):
+    """A bit flipped in the run's sequence file: its frame's checksum refuses it, and a
+    frame rewritten with other bases is refused by the sequences' digests."""
+    fasta = write_fasta(tmp_path / "in.fa", [300] * 40)
     plan = plan_input(fasta, tmp_path / "run", shards=2)
-    table = np.load(RunDir(tmp_path / "run").shard_arrays(0))
-    assert table.dtype.names == ("ordinal", "length", "chunks", "digest", "sample")
-    data = bytearray(fasta.read_bytes())
-    at = data.index(b">r2 ") + data[data.index(b">r2 "):].index(b"\n") + 1
-    data[at] = ord("A") if data[at] != ord("A") else ord("C")
-    fasta.write_bytes(bytes(data))
-    shards = {s.index: load_manifest(tmp_path / "run", s.index).ordinals.tolist()
-              for s in plan.shards}
-    changed = next(i for i, ordinals in shards.items() if 2 in ordinals)
-    with pytest.raises(IntegrityError, match=r"record 3 \('r2', line \d+\) has other bases"):
-        list(iter_shard_records(tmp_path / "run", changed))
-    assert [r.ordinal for r in iter_shard_records(tmp_path / "run", 1 - changed)] == \
-        shards[1 - changed]
+    path = RunDir(tmp_path / "run").seqfile
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    path.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match="sequences.zst.*damaged.*plan the input again"):
+        for shard in plan.shards:
+            list(iter_shard_records(tmp_path / "run", shard.index))
+
+
+def test_a_sequence_with_other_bases_than_planned_is_refused_naming_it(tmp_path, monkeypatch):
+    from virnuc_hpc.plan import records
+
+    fasta = write_fasta(tmp_path / "in.fa", [300] * 6)
+    plan_input(fasta, tmp_path / "run", shards=1)
+    real = records.read_range
+    monkeypatch.setattr(records, "read_range", lambda *a: (
+        s if k != 3 else b"A" * 300 for k, s in enumerate(real(*a))))
+    with pytest.raises(IntegrityError, match=r"sequence 'r3' \(ordinal 3\) has other bases"):
+        list(iter_shard_records(tmp_path / "run", 0))
 
 
 def test_a_plan_of_an_older_format_is_refused_with_the_fix(tmp_path):
     fasta = write_fasta(tmp_path / "in.fa", [100, 200])
     plan_input(fasta, tmp_path / "run", shards=1)
     path = tmp_path / "run" / "plan.json"
-    path.write_text(path.read_text().replace('"format": 3', '"format": 2'))
-    with pytest.raises(UserError, match=r"plan format 2, this virnuc-hpc reads format 3 .*"
+    path.write_text(path.read_text().replace('"format": 4', '"format": 3'))
+    with pytest.raises(UserError, match=r"plan format 3, this virnuc-hpc reads format 4 .*"
                                         r"fix: plan the input again in a new run dir"):
         load_plan(tmp_path / "run")
 
@@ -252,7 +266,7 @@ def test_a_study_is_packed_together_with_global_ordinals_and_a_sample_column(tmp
 
     study = write_study(tmp_path, [40, 3, 1, 120, 9])
     plan = plan_input(study, tmp_path / "run", shards=4)
-    assert plan.per_sample and plan.format == 3 and plan.imbalance <= 1.05
+    assert plan.per_sample and plan.format == 4 and plan.imbalance <= 1.25
     assert [s.name for s in plan.samples] == ["S0", "S1", "S2", "S3", "S4"]
     assert [s.sequences for s in plan.samples] == [40, 3, 1, 120, 9] and plan.sequences == 173
     assert plan.samples[3].sha256 == sha256_file(study.samples[3].path)
@@ -277,55 +291,49 @@ def test_a_study_is_packed_together_with_global_ordinals_and_a_sample_column(tmp
 
 
 def test_planning_in_small_blocks_writes_the_same_shards(tmp_path, monkeypatch):
-    from virnuc_hpc.plan import scan
+    from virnuc_hpc.plan import route
+    from virnuc_hpc.sequences import blocks
 
     study = write_study(tmp_path, [30, 7, 1, 50])
     plan_input(study, tmp_path / "big", shards=3)
-    monkeypatch.setattr(scan, "BLOCK", 4)   # blocks straddle samples and shards
+    monkeypatch.setattr(route, "BLOCK", 4)      # cut blocks straddle samples and shards
+    monkeypatch.setattr(blocks, "BUFFER", 512)  # so do the parser's buffers
     small = plan_input(study, tmp_path / "small", shards=3)
-    for shard in small.shards:
-        for path in (RunDir(tmp_path / "big").shard_arrays, RunDir(tmp_path / "big").shard_ids):
-            other = path(shard.index).parent.parent.parent / "small" / "shards" / \
-                path(shard.index).name
-            assert path(shard.index).read_bytes() == other.read_bytes()
+    for name in ("rows.bin", "ids.txt"):
+        assert (tmp_path / "big" / "shards" / name).read_bytes() == \
+            (tmp_path / "small" / "shards" / name).read_bytes()
     assert load_plan(tmp_path / "big").shards == small.shards
+    for shard in small.shards:
+        assert [r.seq for r in iter_shard_records(tmp_path / "big", shard.index)] == \
+            [r.seq for r in iter_shard_records(tmp_path / "small", shard.index)]
 
 
-def test_assigning_block_by_block_equals_assigning_at_once():
-    from virnuc_hpc.plan.packing import Assigner, allocate
+def test_a_task_opens_no_input_file_and_reads_only_its_slices(tmp_path, monkeypatch):
+    """The last shard's task reads as few bytes as the first's: its manifest's slices and the
+    frames that hold its sequences, never an input file."""
+    import builtins
 
-    costs = np.random.default_rng(4).integers(0, 5, 1000) ** 2
-    values, counts = np.unique(costs, return_counts=True)
-    assigner = Assigner(allocate(dict(zip(values.tolist(), counts.tolist())), 7))
-    blocks = np.concatenate([assigner(costs[i:i + 37]) for i in range(0, 1000, 37)])
-    assert blocks.tolist() == assign_shards(costs, 7).tolist()
+    from virnuc_hpc.plan import seqfile
+    from virnuc_hpc.sequences import blocks
 
-
-def test_a_task_reads_only_the_files_of_its_samples(tmp_path, monkeypatch):
-    from virnuc_hpc.plan import records
-
-    study = write_study(tmp_path, [5, 5, 400, 5, 5])
-    plan = plan_input(study, tmp_path / "run", shards=3)
-    opened = []
-    real = records.iter_records
-    monkeypatch.setattr(records, "iter_records",
-                        lambda path, **kw: (opened.append(path), real(path, **kw))[1])
+    monkeypatch.setattr(blocks, "BUFFER", 16 << 10)   # many frames
+    study = write_study(tmp_path, [5, 5, 2000, 5, 5])
+    plan = plan_input(study, tmp_path / "run", shards=8)
+    inputs = {str(s.path) for s in study.samples}
+    opened, real_open = [], builtins.open
+    monkeypatch.setattr(builtins, "open", lambda f, *a, **k: (opened.append(str(f)),
+                                                              real_open(f, *a, **k))[1])
+    read, real_frame = [], seqfile._frame_lines
+    monkeypatch.setattr(seqfile, "_frame_lines",
+                        lambda p, h, frame: (read.append(int(frame["size"])),
+                                             real_frame(p, h, frame))[1])
+    costs = []
     for shard in plan.shards:
-        opened.clear()
-        got = list(iter_shard_records(tmp_path / "run", shard.index))
-        assert len(got) == shard.sequences
-        assert opened == [plan.samples[s].path for s, _, _ in shard.samples]
-
-
-def test_a_changed_sample_file_is_refused_naming_it_and_the_sheet(tmp_path):
-    study = write_study(tmp_path, [6, 6, 6])
-    plan_input(study, tmp_path / "run", shards=1)
-    changed = study.samples[1].path
-    changed.write_text(changed.read_text().replace(">r2 ", ">x2 "))
-    with pytest.raises(IntegrityError, match=rf"^{changed}: record 3 \('x2', line \d+\) is .* "
-                                             r"the input changed since planning; .*"
-                                             rf"virnuc-hpc plan --samplesheet {study.sheet}"):
-        list(iter_shard_records(tmp_path / "run", 0))
+        read.clear()
+        assert len(list(iter_shard_records(tmp_path / "run", shard.index))) == shard.sequences
+        costs.append(sum(read))
+    assert not inputs & set(opened)
+    assert max(costs) <= 2 * min(costs) + 2 * (16 << 10)  # frames at its two ends at most
 
 
 def test_the_fingerprint_covers_every_sample_and_needs_no_parse(tmp_path):

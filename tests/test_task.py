@@ -279,30 +279,30 @@ def test_predict_command_and_rerun(tiny_cache, tmp_path):
     shutil.rmtree(out)
 
 
-def test_run_task_refuses_an_input_changed_after_plan(tiny_cache, tmp_path):
-    """One base changed after `plan` (same size, same IDs): the shard holding that sequence
-    exits 2 with one line naming the input and the fix, and leaves FAILED; the other shard,
-    whose sequences did not change, still runs."""
+def test_run_task_reads_the_runs_copy_and_refuses_a_damaged_one(tiny_cache, tmp_path):
+    """Tasks never reopen the input: with it deleted after `plan`, a shard computes the same
+    parts as a clean run's. A damaged copy is refused in one line naming it and the fix, and
+    FAILED says why."""
     fasta = tmp_path / "in.fa"
     bases = "GCTGCAGCCATGAAA" * 20
     fasta.write_text("".join(f">s{i} sample\n{bases[i:] + bases[:i]}\n" for i in range(6)))
-    run_dir = tmp_path / "run"
+    clean, run_dir = tmp_path / "clean", tmp_path / "run"
+    planned_run(fasta, clean, shards=2)
     plan(fasta, run_dir, shards=2)
-    shard = next(i for i in (0, 1) if 4 in load_manifest(run_dir, i).ordinals.tolist())
-    data = fasta.read_bytes()
-    at = data.index(b">s4 sample\n") + len(b">s4 sample\n") + 7
-    fasta.write_bytes(data[:at] + (b"T" if data[at:at + 1] != b"T" else b"A") + data[at + 1:])
-    refused = run_cli("run-task", run_dir, "--index", shard)
+    fasta.unlink()
+    assert run_cli("run-task", run_dir, "--index", 0).returncode == 0
+    assert part_digests(run_dir, 0) == part_digests(clean, 0)
+    copy = RunDir(run_dir).seqfile
+    data = bytearray(copy.read_bytes())
+    data[len(data) // 2] ^= 0x04
+    copy.write_bytes(bytes(data))
+    refused = run_cli("run-task", run_dir, "--index", 1)
     assert refused.returncode == 2, refused.stderr
     lines = refused.stderr.splitlines()
     assert len(lines) == 1 and "Traceback" not in refused.stderr, refused.stderr
-    assert lines[0].startswith("virnuc-hpc run-task: error: ")
-    assert f"{fasta}: record 5 ('s4', line 9) has other bases" in lines[0]
-    assert "input changed since planning; fix: restore the planned file" in lines[0]
-    assert f"virnuc-hpc plan {fasta} --run-dir NEW" in lines[0]
-    assert "other bases" in RunDir(run_dir).task(shard).failed.read_text()
-    assert run_cli("run-task", run_dir, "--index", 1 - shard).returncode == 0
-    assert read_done(RunDir(run_dir).task(1 - shard).root) is not None
+    assert lines[0].startswith(f"virnuc-hpc run-task: error: {copy}: the frame at byte ")
+    assert "damaged" in lines[0] and "fix: plan the input again in a new run dir" in lines[0]
+    assert "damaged" in RunDir(run_dir).task(1).failed.read_text()
 
 
 # -- what the fault-injection suite found (tests/reliability) ---------------------------------

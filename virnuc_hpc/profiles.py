@@ -9,7 +9,6 @@ The container command itself comes from $VIRNUC_CONTAINER_CMD (default `apptaine
 from __future__ import annotations
 
 import math
-import json
 import os
 import re
 import shlex
@@ -69,25 +68,16 @@ class Profile:
         return _validated(replace(self, **_parse_values(given, self.source or "command line")))
 
     def wrap(self, run_dir: str | Path, inner: list[str]) -> list[str]:
-        """The container command around `inner` (`virnuc-hpc ...` inside the image)."""
+        """The container command around `inner` (`virnuc-hpc ...` inside the image). Only the
+        run dir and the model cache are bound: tasks read the run's own copy of the
+        sequences, never the inputs."""
         if self.image is None:
             return inner
         cache = Path(self.cache or _default_cache()).expanduser().resolve()
         wrapper = shlex.split(os.environ.get("VIRNUC_CONTAINER_CMD", "apptainer"))
         binds = ["-B", f"{cache}:{CONTAINER_MODELS}:ro", "-B", str(Path(run_dir).resolve())]
-        return [*wrapper, "exec", "--nv", *binds, *_input_bind(run_dir), "--env",
+        return [*wrapper, "exec", "--nv", *binds, "--env",
                 f"VIRNUC_HPC_CACHE={CONTAINER_MODELS}", self.image, *inner]
-
-
-def _input_bind(run_dir: str | Path) -> list[str]:
-    """Tasks re-read the planned inputs at their paths: bind each one's folder (those not
-    under another), read-only, at that path."""
-    plan = Path(run_dir) / "plan.json"
-    if not plan.is_file():
-        return []
-    folders = sorted({Path(s["path"]).parent for s in json.loads(plan.read_text())["samples"]})
-    kept = [f for f in folders if not any(o != f and o in f.parents for o in folders)]
-    return [arg for folder in kept for arg in ("-B", f"{folder}:{folder}:ro")]
 
 
 def _default_cache() -> str:

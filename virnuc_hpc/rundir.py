@@ -193,11 +193,24 @@ class RunDir:
     def manifest(self, index: int) -> Path:
         return self.shards / f"shard-{index_name(index)}.manifest.json"
 
-    def shard_arrays(self, index: int) -> Path:
-        return self.shards / f"shard-{index_name(index)}.npy"
+    @property
+    def rows(self) -> Path:
+        """Per planned sequence, in ordinal order: length, chunks, bases, digest, ID end."""
+        return self.shards / "rows.bin"
 
-    def shard_ids(self, index: int) -> Path:
-        return self.shards / f"shard-{index_name(index)}.ids"
+    @property
+    def ids(self) -> Path:
+        """The planned sequences' IDs, one per line, in ordinal order."""
+        return self.shards / "ids.txt"
+
+    @property
+    def seqfile(self) -> Path:
+        """The planned sequences' bases, in zstd frames (plan/seqfile.py)."""
+        return self.shards / "sequences.zst"
+
+    @property
+    def seqfile_index(self) -> Path:
+        return self.shards / "sequences.index.npy"
 
     @property
     def marker(self) -> Path:

@@ -11,7 +11,6 @@ import pytest
 from tests.helpers import REPO, run_cli
 from virnuc_hpc.devices import Target
 from virnuc_hpc.plan import plan_input
-from virnuc_hpc.plan.packing import allocate
 from virnuc_hpc.plan.sizing import (DEFAULT_TASK_MINUTES, LIMIT_MARGIN, TASK_OVERHEAD_S,
                                     Sizing, Work, shard_count, task_minutes)
 from virnuc_hpc.throughput import GOALS
@@ -21,8 +20,10 @@ SLURM = Target("partition gpu", uses_gpus=True, time_limit_min=240, parallelism=
 
 def shard_minutes(histogram: dict[int, int], bases_per_chunk: float, shards: int,
                   chunk_size: int, rate: float) -> list[float]:
-    """Each shard's estimated minutes when `histogram` (chunks -> sequences) is packed."""
-    loads = allocate(histogram, shards).loads
+    """Each shard's estimated minutes when reads of one chunk each (`histogram` {1: n}) are
+    cut into `shards` contiguous shards of equal cost (counts within one)."""
+    reads = histogram[1]
+    loads = np.full(shards, reads // shards) + (np.arange(shards) < reads % shards)
     return [task_minutes(Work.of(int(c), int(c * bases_per_chunk), chunk_size, rate).seconds)
             for c in loads]
 

@@ -2,10 +2,10 @@
 
 A `Bench` plans a small input (2 shards, parts of 3 frames, so a kill often lands mid-write;
 `--features none` unless told otherwise, so its parts hold the scores only) and runs it clean
-once. Each trial copies that run without shard 0's task dir (or with it,
-for reduce trials), runs the command under a fault, judges what it left, applies the
-documented fix (rerun `run-task`, then `reduce`), and compares the results with the clean
-run's, byte for byte. Outcomes (tally.py):
+once. Each trial copies that run without the trial shard's (SHARD) task dir (or with it, for
+reduce trials), runs the command under a fault, judges what it left, applies the documented
+fix (rerun `run-task`, then `reduce`), and compares the results with the clean run's, byte
+for byte. Outcomes (tally.py):
 
 - recovered: after the fault and the fix, the results equal the clean run's;
 - detected: the fault was reported as one line naming the shard or file and the `virnuc-hpc`
@@ -34,7 +34,7 @@ from virnuc_hpc.store import read_done, verify_task
 
 TIMEOUT_S = 300          # a command still running after this is a hang (lost)
 PART_ROWS = 3            # many small parts: kills land mid-write
-SHARD = 0                # the shard every task trial computes
+SHARD = 1                # the shard every task trial computes (the one with more parts)
 RESULT_FILES = ("prediction_results.txt", "prediction_results_highestscore.csv",
                 "predictions.tsv", "features_index.json")
 
@@ -84,7 +84,7 @@ class Bench:
         return self.start(argv, faults, **env).wait(TIMEOUT_S)
 
     def fresh(self, name: str, keep_shard: bool = False) -> Path:
-        """A copy of the clean run without its results (and without shard 0's task dir)."""
+        """A copy of the clean run without its results (and without the trial shard's task dir)."""
         def ignore(directory, names):
             skip = {"results", "logs"} if Path(directory) == self.clean else set()
             if Path(directory) == self.clean / "tasks" and not keep_shard:
@@ -151,7 +151,7 @@ class Bench:
     def task_trial(self, name: str, faults: str | None, expect: tuple[int, ...],
                    attempts: int = 1, kill_after: Callable[[], float] | None = None,
                    until_done: bool = False) -> list[str]:
-        """Run shard 0 under `faults` (or SIGKILL it `kill_after()` s after its start)
+        """Run the trial shard under `faults` (or SIGKILL it `kill_after()` s after its start)
         `attempts` times on one run dir (or until one completes, with `until_done`), then fix
         and compare; one trial per faulted attempt. A faulted attempt must end with a code in
         `expect` (a fault that never fires is a broken test, not a count)."""

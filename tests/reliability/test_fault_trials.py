@@ -39,7 +39,8 @@ def nothing_lost():
 
 
 def counts(bench) -> dict:
-    """{P}: parts of shard 0, {mid}: a middle part, {B}: embedding batches (two per part)."""
+    """{P}: parts of the trial shard, {mid}: a middle part, {B}: embedding batches (two per
+    part)."""
     return {"P": bench.parts, "mid": bench.parts // 2 + 1, "B": 2 * bench.parts}
 
 

@@ -1,14 +1,13 @@
-"""Shard manifests: per shard `shard-NNNNN.npy` (global ordinal, length, chunks, digest and
-sample index; input order), `shard-NNNNN.ids` (IDs, one per line) and
-`shard-NNNNN.manifest.json` (their sha256); written by `plan`, read back checked by tasks and
-reduce."""
+"""Shard manifests. A shard is a contiguous range of the run's rows: its manifest
+(`shards/shard-NNNNN.manifest.json`) names its first ordinal, its slices of `rows.bin` (per
+sequence: length, chunks, bases, digest, where its ID ends) and of `ids.txt` (IDs, one per
+line) with their sha256, and how many sequences of each sample it holds. Written by `plan`,
+read back checked by tasks and reduce, each reading only its own slices."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -16,22 +15,36 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import IntegrityError
-from ..fsio import fsync_dir, sha256_bytes, sha256_file
+from ..fsio import fsync_dir, sha256_bytes
 from ..rundir import RunDir, check_record_paths, contained
 from ..store import Expectation
-from .record import FORMAT, Plan, ShardPlan, check_format
+from .record import FORMAT, Plan, check_format
+from .route import Slice
+from .scan import ROW_DTYPE
 
-FSYNC_THREADS = 16
 
-
-def write_manifests(run: RunDir, plan: Plan) -> None:
-    """Shard files are written plainly, then fsynced together: until plan.json exists the
-    shards directory is scratch (a crashed plan's is removed by the next one)."""
-    for shard in plan.shards:
-        _write_manifest(run, plan, shard)
-    with ThreadPoolExecutor(FSYNC_THREADS) as pool:
-        list(pool.map(_fsync, sorted(run.shards.iterdir())))
+def write_manifests(run: RunDir, plan: Plan, slices: list[Slice]) -> None:
+    """One manifest per shard, then everything in shards/ made durable (until plan.json
+    exists the folder is scratch: a crashed plan's is removed by the next one)."""
+    for shard, part in zip(plan.shards, slices):
+        data = json.dumps(_manifest(run, plan, shard.index, part), indent=1, sort_keys=True)
+        run.manifest(shard.index).write_text(data + "\n", encoding="utf-8")
+        shard.manifest = run.relative(run.manifest(shard.index))
+        shard.manifest_sha256 = sha256_bytes((data + "\n").encode())
+    for path in sorted(run.shards.iterdir()):
+        _fsync(path)
     fsync_dir(run.shards)
+
+
+def _manifest(run: RunDir, plan: Plan, index: int, part: Slice) -> dict:
+    width = ROW_DTYPE.itemsize
+    return {"format": FORMAT, "index": index, "plan_fingerprint": plan.fingerprint,
+            "sequences": part.count, "chunks": part.chunks, "bases": part.bases,
+            "first": part.first, "samples": [[s, n] for s, n, _ in part.samples],
+            "rows": {"file": run.rows.name, "offset": part.first * width,
+                     "bytes": part.count * width, "sha256": part.rows_hash.hexdigest()},
+            "ids": {"file": run.ids.name, "offset": part.ids_start,
+                    "bytes": part.ids_end - part.ids_start, "sha256": part.ids_hash.hexdigest()}}
 
 
 def _fsync(path: Path) -> None:
@@ -42,30 +55,32 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _write_manifest(run: RunDir, plan: Plan, shard: ShardPlan) -> None:
-    ids_path, arrays_path = run.shard_ids(shard.index), run.shard_arrays(shard.index)
-    manifest = {"format": FORMAT, "index": shard.index, "plan_fingerprint": plan.fingerprint,
-                "sequences": shard.sequences, "chunks": shard.chunks, "bases": shard.bases,
-                "arrays": {"file": arrays_path.name, "sha256": sha256_file(arrays_path)},
-                "ids": {"file": ids_path.name, "sha256": sha256_file(ids_path)}}
-    data = json.dumps(manifest, indent=1, sort_keys=True) + "\n"
-    run.manifest(shard.index).write_text(data, encoding="utf-8")
-    shard.manifest = run.relative(run.manifest(shard.index))
-    shard.manifest_sha256 = sha256_bytes(data.encode())
-
-
 @dataclass
 class Manifest:
-    """The sequences of one shard, in input order."""
+    """The sequences of one shard, in ordinal order."""
 
     index: int
-    ordinals: np.ndarray
-    lengths: np.ndarray
-    chunks: np.ndarray
-    digests: np.ndarray
+    first: int
+    rows: np.ndarray
     samples: np.ndarray
     ids: list[str]
     plan_fingerprint: str
+
+    @property
+    def ordinals(self) -> np.ndarray:
+        return np.arange(self.first, self.first + len(self.rows), dtype=np.int64)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return self.rows["length"].astype(np.int64)
+
+    @property
+    def chunks(self) -> np.ndarray:
+        return self.rows["chunks"].astype(np.int64)
+
+    @property
+    def digests(self) -> np.ndarray:
+        return self.rows["digest"]
 
     def expectation(self, widths: Mapping[str, int] | None = None,
                     fingerprints: Mapping[str, str] | None = None) -> Expectation:
@@ -74,38 +89,43 @@ class Manifest:
 
 
 def read_manifest_json(run_dir: str | os.PathLike, index: int) -> dict:
-    """The small JSON part of a shard manifest (counts and checksums)."""
+    """The small JSON part of a shard manifest (counts, slices and checksums)."""
     return json.loads(RunDir(run_dir).manifest(index).read_text(encoding="utf-8"))
 
 
 def load_manifest(run_dir: str | os.PathLike, index: int) -> Manifest:
-    """A shard's manifest with its arrays and IDs, checked against their sha256."""
+    """A shard's manifest with its rows and IDs, each slice checked against its sha256."""
     run = RunDir(run_dir)
-    for path in (run.manifest(index), run.shard_arrays(index), run.shard_ids(index)):
-        contained(run.root, path)
+    contained(run.root, run.manifest(index))
     try:
         meta = read_manifest_json(run, index)
-        arrays_bytes = run.shard_arrays(index).read_bytes()
-        ids_bytes = run.shard_ids(index).read_bytes()
-    except (OSError, ValueError) as exc:
+        check_format(run.manifest(index), meta.get("format"))
+        _check_names(run, index, meta)
+        rows, ids = (_slice(run, index, meta[key]) for key in ("rows", "ids"))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         raise IntegrityError(f"shard {index}: manifest unreadable ({exc}); re-plan the run"
                              ) from None
-    check_format(run.manifest(index), meta.get("format"))
-    _check_manifest_names(run, index, meta)
-    if sha256_bytes(arrays_bytes) != meta["arrays"]["sha256"] or \
-            sha256_bytes(ids_bytes) != meta["ids"]["sha256"]:
-        raise IntegrityError(f"shard {index}: manifest files changed since planning; "
-                             "re-plan the run")
-    table = np.load(io.BytesIO(arrays_bytes), allow_pickle=False)
-    ids = ids_bytes.decode("utf-8").splitlines()
-    return Manifest(index, table["ordinal"], table["length"], table["chunks"], table["digest"],
-                    table["sample"], ids, meta["plan_fingerprint"])
+    samples = np.repeat([s for s, _ in meta["samples"]], [n for _, n in meta["samples"]])
+    return Manifest(index, meta["first"], np.frombuffer(rows, ROW_DTYPE), samples.astype(
+        np.int64), ids.decode("utf-8").splitlines(), meta["plan_fingerprint"])
 
 
-def _check_manifest_names(run: RunDir, index: int, meta: dict) -> None:
-    """A manifest names its two files in shards/, nothing else (never `../../etc/passwd`)."""
+def _slice(run: RunDir, index: int, record: dict) -> bytes:
+    path = contained(run.root, run.shards / record["file"])
+    with open(path, "rb") as handle:
+        handle.seek(int(record["offset"]))
+        data = handle.read(int(record["bytes"]))
+    if len(data) != record["bytes"] or sha256_bytes(data) != record["sha256"]:
+        raise IntegrityError(f"shard {index}: {path.name} changed since planning; re-plan the "
+                             "run")
+    return data
+
+
+def _check_names(run: RunDir, index: int, meta: dict) -> None:
+    """A manifest names the run's rows and IDs files in shards/, nothing else (never
+    `../../etc/passwd`)."""
     check_record_paths(meta, run.manifest(index), "re-plan the run")
-    names = (meta.get("arrays", {}).get("file"), meta.get("ids", {}).get("file"))
-    if names != (run.shard_arrays(index).name, run.shard_ids(index).name):
-        raise IntegrityError(f"{run.manifest(index)}: names {names}, not shard {index}'s files "
-                             "in the run dir; refused; fix: re-plan the run")
+    names = (meta.get("rows", {}).get("file"), meta.get("ids", {}).get("file"))
+    if names != (run.rows.name, run.ids.name):
+        raise IntegrityError(f"{run.manifest(index)}: names {names}, not the run's rows and "
+                             "IDs in the run dir; refused; fix: re-plan the run")

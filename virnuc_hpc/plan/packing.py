@@ -1,96 +1,76 @@
-"""Bin-packing sequences into shards by cost, from the costs' histogram alone.
+"""Cutting the study into shards: contiguous ranges of ordinals of nearly equal cost.
 
-Longest-processing-time greedy: sequences in order of decreasing cost, each to the least
-loaded shard (ties: lowest index; cost-0 sequences are spread by count). Sequences of equal
-cost are placed in one vectorised "water-filling" step that gives the same loads as placing
-them one by one, so the whole packing is decided by how many sequences have each cost
-(`allocate`): memory is (distinct costs x shards), never per sequence. `Assigner` then maps
-each sequence, in input order, to its shard: the k-th sequence of cost c goes to the shard
-that the allocation gives the k-th place of cost c (input order among equals, shards in
-index order). The most loaded shard ends within one sequence's cost of the least loaded.
+Shards are contiguous, so that a task reads one slice of the run's files (seqfile.py) instead
+of picking its sequences out of the whole input. The cost of a sequence is its chunks, times
+`WEIGHT`, plus one: sequences without chunks are spread by count. `Cutter` takes the costs in
+ordinal order, a block at a time. It closes a shard when the shard holds its fair share of
+what is left (the remaining cost over the remaining shards), at the sequence that brings it
+closest to that share. It never leaves fewer sequences than shards. Each shard ends within
+one sequence's cost of its share, and none is empty. Memory is one block: the cut never needs
+the whole study at once.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass
-from typing import Mapping
-
 import numpy as np
 
-
-def _fill(loads: np.ndarray, cost: int, count: int) -> np.ndarray:
-    """How many of `count` items of equal `cost` each shard gets when every item in turn goes
-    to the least loaded shard (ties: lowest index)."""
-    lo, hi = int(loads.min()), int(loads.min()) + (count - 1) * cost
-    while lo < hi:  # smallest level T with at least `count` slots L_s + j*cost <= T
-        mid = (lo + hi) // 2
-        if _slots(loads, cost, mid).sum() >= count:
-            hi = mid
-        else:
-            lo = mid + 1
-    below = _slots(loads, cost, lo - 1)
-    at_level = np.flatnonzero((loads <= lo) & ((lo - loads) % cost == 0))
-    below[at_level[:count - int(below.sum())]] += 1
-    return below
+WEIGHT = 1024
 
 
-def _slots(loads: np.ndarray, cost: int, level: int) -> np.ndarray:
-    return np.where(loads <= level, (level - loads) // cost + 1, 0)
+def weighted(chunks: np.ndarray) -> np.ndarray:
+    return chunks.astype(np.int64) * WEIGHT + 1
 
 
-@dataclass
-class Allocation:
-    """Per cost, the shards that get sequences of that cost and the running end of each
-    one's run of places; per shard, its sequences and its load (the sum of costs)."""
+class Cutter:
+    """Shard of every sequence, fed the (weighted) costs in ordinal order."""
 
-    per_cost: dict[int, tuple[np.ndarray, np.ndarray]]
-    sequences: np.ndarray
-    loads: np.ndarray
+    def __init__(self, total_cost: int, total_rows: int, shards: int):
+        self.left_cost, self.left_rows, self.left_shards = total_cost, total_rows, shards
+        self.shard = -1
+        self._open()
 
+    def _open(self) -> None:
+        self.shard, self.held, self.rows = self.shard + 1, 0, 0
+        self.share = self.left_cost / max(self.left_shards, 1)
+        self.most = self.left_rows - (self.left_shards - 1)
 
-def allocate(cost_counts: Mapping[int, int], shards: int) -> Allocation:
-    """The LPT packing of sequences whose costs have the histogram `cost_counts`."""
-    loads, counts = np.zeros(shards, np.int64), np.zeros(shards, np.int64)
-    per_cost = {}
-    for cost in sorted(cost_counts, reverse=True):
-        count = int(cost_counts[cost])
-        if count <= 0:
-            continue
-        given = _fill(counts, 1, count) if cost == 0 else _fill(loads, cost, count)
-        loads += given * cost
-        counts += given
-        where = np.flatnonzero(given)
-        per_cost[int(cost)] = (where.astype(np.int32), np.cumsum(given[where]))
-    return Allocation(per_cost, counts, loads)
-
-
-class Assigner:
-    """Shard of every sequence, fed the costs in input order, a block at a time."""
-
-    def __init__(self, allocation: Allocation):
-        self.per_cost = allocation.per_cost
-        self.taken: Counter = Counter()
+    def _close(self) -> None:
+        self.left_cost -= self.held
+        self.left_rows -= self.rows
+        self.left_shards -= 1
+        self._open()
 
     def __call__(self, costs: np.ndarray) -> np.ndarray:
-        out = np.empty(len(costs), np.int32)
-        order = np.argsort(costs, kind="stable")  # by cost, input order among equals
-        ranked = costs[order]
-        starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
-        for start, end in zip(starts.tolist(), np.r_[starts[1:], len(costs)].tolist()):
-            cost = int(ranked[start])
-            shards, ends = self.per_cost[cost]
-            places = self.taken[cost] + np.arange(end - start)
-            out[order[start:end]] = shards[np.searchsorted(ends, places, side="right")]
-            self.taken[cost] += end - start
+        out, cum, i = np.empty(len(costs), np.int32), np.cumsum(costs, dtype=np.int64), 0
+        while i < len(costs):
+            end, full = self._end(cum, i)
+            out[i:end] = self.shard
+            self.held += int(cum[end - 1] - (cum[i - 1] if i else 0))
+            self.rows += end - i
+            i = end
+            if full:
+                self._close()
         return out
 
+    def _end(self, cum: np.ndarray, i: int) -> tuple[int, bool]:
+        """Where the open shard ends in this block (exclusive), and whether it is full."""
+        limit = min(len(cum), i + self.most - self.rows)
+        if self.left_shards <= 1:
+            return len(cum), False
+        base = int(cum[i - 1]) if i else 0
+        j = int(np.searchsorted(cum, self.share - self.held + base, side="left"))
+        if j >= limit:
+            return limit, limit < len(cum) or self.rows + limit - i >= self.most
+        reached = self.held + int(cum[j]) - base
+        before = self.held + (int(cum[j - 1]) - base if j > i else 0)
+        keep_j = reached - self.share <= self.share - before or (j == i and self.rows == 0)
+        return (j + 1 if keep_j else j), True
 
-def assign_shards(costs: np.ndarray, shards: int) -> np.ndarray:
-    """Shard index per item (LPT), for costs held in memory."""
+
+def cut(costs: np.ndarray, shards: int) -> np.ndarray:
+    """Shard index per item, for (weighted) costs held in memory."""
     costs = np.asarray(costs, dtype=np.int64)
-    values, counts = np.unique(costs, return_counts=True)
-    return Assigner(allocate(dict(zip(values.tolist(), counts.tolist())), shards))(costs)
+    return Cutter(int(costs.sum()), len(costs), shards)(costs)
 
 
 def imbalance(loads: np.ndarray) -> float:
@@ -99,4 +79,4 @@ def imbalance(loads: np.ndarray) -> float:
     return float(np.max(loads)) / mean if mean > 0 else 1.0
 
 
-__all__ = ["Allocation", "Assigner", "allocate", "assign_shards", "imbalance"]
+__all__ = ["Cutter", "WEIGHT", "cut", "imbalance", "weighted"]

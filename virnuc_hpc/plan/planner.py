@@ -1,34 +1,37 @@
-"""`plan_input`: read the inputs once, size and pack the shards, write the run's plan.
+"""`plan_input`: read the inputs once, size and cut the shards, write the run's plan.
 
-The one read (scan.py) streams each sequence's row to scratch and keeps only the histogram of
-costs and per-sample totals; the shard count follows from the work (sizing.py) and the packing
-from the histogram (packing.py); a second pass over the scratch files (route.py) sends each
-row to its shard; the manifests (manifest.py) and then plan.json are written last.
+The one read (scan.py) streams each sequence's row to `rows.bin`, its ID to `ids.txt` and its
+bases to the run's sequence file (seqfile.py), keeping only per-sample totals; the shard
+count follows from the work (sizing.py); one pass over `rows.bin` cuts it into contiguous
+shards (route.py, packing.py); the manifests (manifest.py) and then plan.json are written last.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import IO, Iterator, Mapping
+from pathlib import Path
+from typing import Iterator, Mapping
 
 import numpy as np
 
 from .. import __version__
 from ..devices import Target
 from ..errors import ConfigError, UserError
-from ..fsio import atomic_write, make_dirs, sha256_file
+from ..fsio import atomic_write, make_dirs, sha256_bytes, sha256_file
 from ..rundir import RunDir, claim_run_dir, write_provenance
 from ..throughput import esm_rate
 from .manifest import write_manifests
-from .packing import Allocation, allocate, imbalance
+from .packing import imbalance
 from .record import Plan, SamplePlan, ShardPlan, fingerprint
-from .route import Routed, route
+from .route import Slice, route
 from .samples import Study, study_from_files
-from .scan import Tally, scan
+from .scan import Outputs, Tally, scan
+from .seqfile import LEVEL, SeqFileWriter
 from .sizing import FRAMES_PER_CHUNK, Sizing, Work, describe, shard_count
 
 CHUNK_SIZES = (300, 500)
@@ -83,8 +86,8 @@ def plan_input(inputs: str | os.PathLike | Study, run_dir: str | os.PathLike,
     if not dry_run:
         _prepare_run_dir(run)
     try:
-        plan = _plan(study, run, Sizing(target, shards, sequences_per_shard), chunk_size, profile,
-                     dict(config or {}), dict(model_identities or {}), dry_run)
+        plan = _plan(study, run, Sizing(target, shards, sequences_per_shard), chunk_size,
+                     profile, dict(config or {}), dict(model_identities or {}), dry_run)
         plan.precision_note = precision_note
         if not dry_run:
             atomic_write(run.plan, plan.to_json())
@@ -105,21 +108,17 @@ def _provenance(sample: SamplePlan) -> dict:
 def _plan(study: Study, run: RunDir, sizing: Sizing, chunk_size: int, profile: str,
           config: dict, models: dict, dry_run: bool) -> Plan:
     rate = esm_rate(config.get("precision", "fp32")).residues_per_s
-    with _scratch(run, dry_run) as (rows, ids):
-        tally, digests = scan(study, chunk_size, rows, ids)
-        total, chunks, bases = (sum(column) for column in zip(*tally.samples))
+    with _outputs(run, dry_run) as out:
+        tally, digests = scan(study, chunk_size, out)
+        total, chunks, bases = tally.totals
         count = shard_count(total, Work.of(chunks, bases, chunk_size, rate), sizing)
-        allocation = allocate(tally.costs, count)
-        rows.seek(0)
-        if ids is not None:
-            ids.seek(0)
-        routed = route(run if not dry_run else None, rows, ids, total, allocation,
-                       _starts(tally))
-    plan = _make_plan(study, digests, chunk_size, profile, config, models, tally, allocation,
-                      routed)
+        slices = route(out.rows, total, chunks, count, _starts(tally), out.ids)
+        frames = out.seqfile.close() if out.seqfile is not None else None
+    plan = _make_plan(study, digests, (chunk_size, profile, config, models), tally, slices)
     plan.sizing_note = describe(sizing)
     if not dry_run:
-        write_manifests(run, plan)
+        plan.seqfile = _write_index(run, frames)
+        write_manifests(run, plan, slices)
     return plan
 
 
@@ -128,22 +127,35 @@ def _starts(tally: Tally) -> np.ndarray:
 
 
 @contextmanager
-def _scratch(run: RunDir, dry_run: bool) -> Iterator[tuple[IO[bytes], IO[str] | None]]:
-    """The scan's files: in RUN/shards (removed when routed), or a temporary file for a dry
-    run, which keeps no IDs."""
+def _outputs(run: RunDir, dry_run: bool) -> Iterator[Outputs]:
+    """The scan's files: the run's rows, IDs and sequence file, or, for a dry run, rows in
+    a temporary file and nothing else."""
     if dry_run:
-        with tempfile.TemporaryFile() as rows:
-            yield rows, None
+        with tempfile.TemporaryDirectory() as scratch, \
+                tempfile.TemporaryFile(dir=scratch) as rows:
+            yield Outputs(rows, scratch=Path(scratch))
         return
-    paths = (run.shards / ".scan.tmp", run.shards / ".all-ids.tmp")
-    with open(paths[0], "w+b") as rows, open(paths[1], "w+", encoding="utf-8") as ids:
-        yield rows, ids
-    for path in paths:
-        path.unlink()
+    with open(run.rows, "w+b") as rows, open(run.ids, "w+b") as ids:
+        seqfile = SeqFileWriter(run.seqfile)
+        try:
+            yield Outputs(rows, ids, seqfile, scratch=run.shards)
+        except BaseException:
+            seqfile.abort()
+            raise
 
 
-def _make_plan(study: Study, digests: list[str], chunk_size: int, profile: str, config: dict,
-               models: dict, tally: Tally, allocation: Allocation, routed: Routed) -> Plan:
+def _write_index(run: RunDir, frames: np.ndarray) -> dict:
+    buffer = io.BytesIO()
+    np.save(buffer, frames, allow_pickle=False)
+    atomic_write(run.seqfile_index, buffer.getvalue())
+    return {"file": run.seqfile.name, "index": run.seqfile_index.name,
+            "index_sha256": sha256_bytes(buffer.getvalue()), "frames": len(frames),
+            "bytes": run.seqfile.stat().st_size, "compression": f"zstd level {LEVEL}"}
+
+
+def _make_plan(study: Study, digests: list[str], options: tuple, tally: Tally,
+               slices: list[Slice]) -> Plan:
+    chunk_size, profile, config, models = options
     rate = esm_rate(config.get("precision", "fp32"))
 
     def work(chunks: int, bases: int) -> tuple[int, float]:
@@ -153,18 +165,15 @@ def _make_plan(study: Study, digests: list[str], chunk_size: int, profile: str, 
     samples = [SamplePlan(s.name, str(s.path), d, s.path.stat().st_size, n, c, b,
                           *work(c, b), dict(s.metadata))
                for s, d, (n, c, b) in zip(study.samples, digests, tally.samples)]
-    shard_plans = [ShardPlan(i, int(n), int(c), int(b), *work(int(c), int(b)))
-                   for i, (n, c, b) in enumerate(zip(allocation.sequences, allocation.loads,
-                                                     routed.bases))]
-    for (shard, sample), (n, c) in sorted(routed.held.items()):
-        shard_plans[shard].samples.append([sample, n, c])
+    shards = [ShardPlan(i, p.count, p.chunks, p.bases, *work(p.chunks, p.bases),
+                        samples=p.samples, first=p.first) for i, p in enumerate(slices)]
     note = ESTIMATE_NOTE.format(rate=rate.describe(), frames=FRAMES_PER_CHUNK[chunk_size],
                                 chunk=chunk_size)
     return Plan(fingerprint(_inputs_key(study, digests), chunk_size, profile, config, models),
                 samples, str(study.sheet) if study.sheet else None, chunk_size, profile,
                 config, models, __version__, sum(s.sequences for s in samples),
                 sum(s.chunks for s in samples), sum(s.bases for s in samples),
-                imbalance(allocation.loads), note, shard_plans)
+                imbalance(np.array([p.chunks for p in slices])), note, shards)
 
 
 def _prepare_run_dir(run: RunDir) -> None:

@@ -15,7 +15,7 @@ from ..fsio import sha256_bytes
 from ..rundir import RunDir, index_name
 from .sizing import task_minutes
 
-FORMAT = 3  # 2: per-sequence digests; 3: samples (sample column, per-sample records)
+FORMAT = 4  # 3: samples; 4: contiguous shards over the run's rows, IDs and sequence file
 
 
 @dataclass
@@ -45,6 +45,7 @@ class ShardPlan:
     manifest: str | None = None
     manifest_sha256: str | None = None
     samples: list[list[int]] = field(default_factory=list)  # [sample, sequences, chunks]
+    first: int = 0                                          # its first ordinal
 
     @property
     def minutes_est(self) -> float:
@@ -73,6 +74,7 @@ class Plan:
     format: int = FORMAT
     precision_note: str = ""   # why the run computes at its precision
     sizing_note: str = ""      # how the shards were sized
+    seqfile: dict = field(default_factory=dict)  # the run's sequence file: sizes, checksum
 
     @property
     def precision(self) -> str:

@@ -1,66 +1,59 @@
-"""A task's records: re-read from the planned sample files (only those its shard holds
-sequences of), in input order, each checked against the plan's ID, length and digest."""
+"""A task's records, read from the run's own copy of the sequences (seqfile.py): only the
+frames that hold its contiguous range of ordinals, each sequence checked against the digest
+the plan computed from the input. The user's files are never opened again."""
 
 from __future__ import annotations
 
+import io
 import os
-from itertools import groupby
+from itertools import islice
 from typing import Iterator
 
+import numpy as np
+
 from ..errors import IntegrityError
-from ..sequences.reader import Record, iter_records
-from .manifest import load_manifest
-from .record import Plan, SamplePlan, load_plan
-from .scan import sequence_digest
+from ..fsio import sha256_bytes
+from ..rundir import RunDir
+from ..sequences.reader import Record
+from .manifest import Manifest, load_manifest
+from .record import Plan, load_plan
+from .scan import digests
+from .seqfile import read_range
+
+CHECK = 4096   # sequences checked against their digests at a time
 
 
 def iter_shard_records(run_dir: str | os.PathLike, index: int) -> Iterator[Record]:
-    """The records of shard `index`, re-read from the planned sample files (only those it
-    holds sequences of), in input order. Raises IntegrityError if a file no longer has the
-    planned ID, length and sequence digest at one of those ordinals (or ends before them)."""
-    plan, manifest = load_plan(run_dir), load_manifest(run_dir, index)
-    starts = plan.sample_starts().tolist()
-    wanted = zip(manifest.samples.tolist(), manifest.ordinals.tolist(), manifest.ids,
-                 manifest.lengths.tolist(), manifest.digests.tolist())
-    for sample, targets in groupby(wanted, key=lambda target: target[0]):
-        yield from _sample_records(plan, sample, starts[sample], targets, index)
+    """The records of shard `index`, in ordinal order; IntegrityError if the run's copy no
+    longer holds the planned bases."""
+    run = RunDir(run_dir)
+    plan, manifest = load_plan(run), load_manifest(run, index)
+    seqs = read_range(run.seqfile, frame_index(run, plan), manifest.first, len(manifest.ids))
+    for start in range(0, len(manifest.ids), CHECK):
+        batch = list(islice(seqs, CHECK))
+        _check(run, manifest, start, batch)
+        yield from (Record(manifest.ids[start + k], seq.decode("ascii"),
+                           manifest.first + start + k, 0) for k, seq in enumerate(batch))
 
 
-def _sample_records(plan: Plan, sample: int, start: int, targets: Iterator[tuple],
-                    index: int) -> Iterator[Record]:
-    source = plan.samples[sample]
-    target = next(targets)
-    for record in iter_records(source.path, check_duplicates=False):
-        if start + record.ordinal != target[1]:
-            continue
-        _check_planned(plan, source, record, target)
-        yield record
-        target = next(targets, None)
-        if target is None:
-            return
-    raise _changed(plan, source, f"it ends before record {target[1] - start + 1} of shard "
-                                 f"{index}")
+def frame_index(run: RunDir, plan: Plan) -> np.ndarray:
+    """The sequence file's frame index, checked against the plan's sha256 of it."""
+    data = run.seqfile_index.read_bytes()
+    if sha256_bytes(data) != plan.seqfile.get("index_sha256"):
+        raise IntegrityError(f"{run.seqfile_index}: changed since planning; fix: plan the input "
+                             "again in a new run dir")
+    return np.load(io.BytesIO(data), allow_pickle=False)
 
 
-def _check_planned(plan: Plan, source: SamplePlan, record: Record, target: tuple) -> None:
-    _, _, rid, length, digest = target
-    where = f"record {record.ordinal + 1} ('{record.id}', line {record.line})"
-    if (record.id, record.length) != (rid, length):
-        raise _changed(plan, source, f"{where} is {record.length} bp, the plan has {rid!r} "
-                                     f"({length} bp)")
-    if sequence_digest(record.seq) != digest:
-        raise _changed(plan, source, f"{where} has other bases than when it was planned "
-                                     "(same ID and length)")
-
-
-def _changed(plan: Plan, source: SamplePlan, what: str) -> IntegrityError:
-    return IntegrityError(f"{source.path}: {what}: the input changed since planning; fix: "
-                          f"restore the planned file (sha256 {source.sha256[:16]}...) or plan "
-                          f"it again in a new run dir (`virnuc-hpc plan {_inputs_hint(plan)} "
-                          "--run-dir NEW`)")
-
-
-def _inputs_hint(plan: Plan) -> str:
-    if plan.sheet:
-        return f"--samplesheet {plan.sheet}"
-    return " ".join(s.path for s in plan.samples[:3]) + (" ..." if len(plan.samples) > 3 else "")
+def _check(run: RunDir, manifest: Manifest, start: int, batch: list[bytes]) -> None:
+    planned = manifest.digests[start:start + CHECK]
+    if len(batch) != len(planned):
+        raise IntegrityError(f"{run.seqfile}: ends before ordinal {manifest.first + start}; fix: "
+                             "plan the input again in a new run dir")
+    bad = np.flatnonzero((digests(batch) != planned).any(axis=1))
+    if bad.size:
+        k = start + int(bad[0])
+        raise IntegrityError(f"{run.seqfile}: sequence {manifest.ids[k]!r} (ordinal "
+                             f"{manifest.first + k}) has other bases than were planned: the "
+                             "run's copy of its input is damaged; fix: plan the input again "
+                             "in a new run dir")

@@ -1,84 +1,95 @@
-"""Routing the scanned rows to their shards: the scan file is read back a block at a time and
-each row (and ID) appended to its shard's files, in input order; per shard, what it holds."""
+"""Cutting the scanned rows into shards: one streaming pass over `rows.bin` gives each shard
+its contiguous range of rows (packing.Cutter), its totals, the samples it holds and the sha256
+of its slices of `rows.bin` and `ids.txt` (its manifest's checksums)."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
-from itertools import islice
 from typing import IO
 
 import numpy as np
 
-from ..rundir import RunDir
 from . import scan
-from .packing import Allocation, Assigner
-from .scan import SCAN_DTYPE
+from .packing import WEIGHT, Cutter, weighted
+from .scan import ROW_DTYPE
 
-SHARD_DTYPE = np.dtype([("ordinal", "<i8"), ("length", "<i8"), ("chunks", "<i8"),
-                        ("digest", "<u8"), ("sample", "<i4")])
+BLOCK = 1 << 20          # rows read at a time
+READ = 16 << 20          # bytes of ids.txt read at a time
 
 
 @dataclass
-class Routed:
-    """Per shard its bases, and per (shard, sample) the sequences and chunks it holds."""
+class Slice:
+    """What one shard holds: rows first..first+count-1 and bytes ids_start..ids_end."""
 
-    bases: np.ndarray
-    held: dict[tuple[int, int], list[int]] = field(default_factory=dict)
+    first: int = 0
+    count: int = 0
+    chunks: int = 0
+    bases: int = 0
+    ids_start: int = 0
+    ids_end: int = 0
+    held: dict[int, list[int]] = field(default_factory=dict)  # sample -> [sequences, chunks]
+    rows_hash: object = field(default_factory=hashlib.sha256)
+    ids_hash: object = field(default_factory=hashlib.sha256)
 
-    def add(self, shard: np.ndarray, table: np.ndarray, bases: np.ndarray) -> None:
-        self.bases += np.bincount(shard, bases, len(self.bases)).astype(np.int64)
-        key = shard.astype(np.int64) << 32 | table["sample"].astype(np.int64)
-        keys, inverse = np.unique(key, return_inverse=True)
-        counts = np.bincount(inverse)
-        chunks = np.bincount(inverse, table["chunks"]).astype(np.int64)
-        for k, n, c in zip(keys.tolist(), counts.tolist(), chunks.tolist()):
-            held = self.held.setdefault((k >> 32, k & 0xFFFFFFFF), [0, 0])
-            held[0], held[1] = held[0] + n, held[1] + c
-
-
-def route(run: RunDir | None, rows: IO[bytes], ids: IO[str] | None, total: int,
-           allocation: Allocation, starts: np.ndarray) -> Routed:
-    """Read the scan back a block at a time and send each row (and ID) to its shard's files
-    (to none on a dry run); count what each shard holds."""
-    assigner, routed = Assigner(allocation), Routed(np.zeros(len(allocation.loads), np.int64))
-    if run is not None:
-        _start_arrays(run, allocation.sequences)
-    for first in range(0, total, scan.BLOCK):
-        count = min(scan.BLOCK, total - first)
-        scanned = np.frombuffer(rows.read(count * SCAN_DTYPE.itemsize), SCAN_DTYPE)
-        shard, table = assigner(scanned["chunks"]), _shard_rows(first, scanned, starts)
-        routed.add(shard, table, scanned["bases"])
-        if run is not None:
-            _append(run, shard, table, list(islice(ids, len(table))))
-    return routed
+    @property
+    def samples(self) -> list[list[int]]:
+        return [[s, n, c] for s, (n, c) in sorted(self.held.items())]
 
 
-def _shard_rows(first: int, scanned: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    table = np.empty(len(scanned), SHARD_DTYPE)
-    table["ordinal"] = np.arange(first, first + len(scanned))
-    for name in ("length", "chunks", "digest"):
-        table[name] = scanned[name]
-    table["sample"] = np.searchsorted(starts, table["ordinal"], side="right") - 1
-    return table
+def route(rows: IO[bytes], total: int, chunks: int, shards: int, starts: np.ndarray,
+          ids: IO[bytes] | None) -> list[Slice]:
+    """The shards' slices, from the rows (and IDs, when written) read back from the start."""
+    cutter, slices = Cutter(chunks * WEIGHT + total, total, shards), [Slice() for _ in
+                                                                      range(shards)]
+    rows.seek(0)
+    ends_before = 0   # where the IDs of the rows before this block end
+    for first in range(0, total, BLOCK):
+        block = np.frombuffer(rows.read(min(BLOCK, total - first) * ROW_DTYPE.itemsize),
+                              ROW_DTYPE)
+        _take(slices, cutter(weighted(block["chunks"])), block, (first, ends_before), starts)
+        ends_before = int(block["id_end"][-1])
+    if ids is not None:
+        _hash_ids(ids, slices)
+    return slices
 
 
-def _start_arrays(run: RunDir, sizes: np.ndarray) -> None:
-    """Each shard's .npy with the header for its final size; rows are appended in order."""
-    descr = np.lib.format.dtype_to_descr(SHARD_DTYPE)
-    for index, size in enumerate(sizes.tolist()):
-        with open(run.shard_arrays(index), "wb") as handle:
-            np.lib.format.write_array_header_1_0(
-                handle, {"descr": descr, "fortran_order": False, "shape": (size,)})
-        run.shard_ids(index).touch()
+def _take(slices: list[Slice], shard: np.ndarray, block: np.ndarray, at: tuple[int, int],
+          starts: np.ndarray) -> None:
+    """Add the block's runs of equal shard to their slices (`at`: the block's first row and
+    where the IDs before it end)."""
+    first, ends_before = at
+    edges = np.flatnonzero(np.r_[True, shard[1:] != shard[:-1], True])
+    for lo, hi in zip(edges[:-1].tolist(), edges[1:].tolist()):
+        part, piece = slices[int(shard[lo])], block[lo:hi]
+        if part.count == 0:
+            part.first = first + lo
+            part.ids_start = int(block["id_end"][lo - 1]) if lo else ends_before
+        part.count += hi - lo
+        part.chunks += int(piece["chunks"].sum())
+        part.bases += int(piece["bases"].sum())
+        part.ids_end = int(piece["id_end"][-1])
+        part.rows_hash.update(piece.tobytes())
+        _hold(part, first + lo, piece, starts)
 
 
-def _append(run: RunDir, shard: np.ndarray, table: np.ndarray, ids: list[str]) -> None:
-    order = np.argsort(shard, kind="stable")  # grouped by shard, input order inside each
-    ranked = shard[order]
-    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
-    for start, end in zip(starts.tolist(), np.r_[starts[1:], len(order)].tolist()):
-        index, rows = int(ranked[start]), order[start:end]
-        with open(run.shard_arrays(index), "ab") as out:
-            out.write(table[rows].tobytes())
-        with open(run.shard_ids(index), "a", encoding="utf-8") as out:
-            out.writelines(ids[i] for i in rows.tolist())
+def _hold(part: Slice, first: int, piece: np.ndarray, starts: np.ndarray) -> None:
+    sample = np.searchsorted(starts, np.arange(first, first + len(piece)), side="right") - 1
+    for s in np.unique(sample).tolist():
+        mine = sample == s
+        held = part.held.setdefault(s, [0, 0])
+        held[0] += int(mine.sum())
+        held[1] += int(piece["chunks"][mine].sum())
+
+
+def _hash_ids(ids: IO[bytes], slices: list[Slice]) -> None:
+    ids.seek(0)
+    for part in slices:
+        left = part.ids_end - part.ids_start
+        while left > 0:
+            data = ids.read(min(READ, left))
+            part.ids_hash.update(data)
+            left -= len(data)
+
+
+__all__ = ["Slice", "route", "scan"]

@@ -1,28 +1,31 @@
-"""The one read of the inputs: per sequence its length, chunks, bases and digest (streamed to
-a scratch file in blocks), its ID (to another), and the histogram of costs that packing needs.
-Memory is one block, whatever the size of the study."""
+"""The one read of the inputs, block by block (sequences.blocks): per sequence its length,
+chunks, bases, 128-bit digest and where its ID ends in the IDs file, appended to `rows.bin`;
+its ID to `ids.txt`; its bases to the run's sequence file (seqfile.py); its ID's hash to a
+scratch file, from which duplicate IDs are found in bounded memory (dedup.py). Only per-sample
+totals stay in memory, so memory is a few blocks whatever the size of the study.
+"""
 
 from __future__ import annotations
 
-import hashlib
-from array import array
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import IO
 
 import numpy as np
+import xxhash
 
 from ..fsio import sha256_file
+from ..sequences.blocks import Block, iter_blocks
 from ..sequences.prepare import chunk_spans
-from ..sequences.reader import iter_records
+from ..sequences.reader import _confirm_duplicate
+from .dedup import KeyFile, repeats
 from .samples import Sample, Study
+from .seqfile import SeqFileWriter
 
-SCAN_DTYPE = np.dtype([("length", "<i8"), ("chunks", "<i8"), ("bases", "<i8"),
-                       ("digest", "<u8")])
-BLOCK = 200_000  # sequences buffered by the scan, and routed to the shards at a time
-_BLAKE2B_8 = hashlib.blake2b(digest_size=8)
+ROW_DTYPE = np.dtype([("length", "<i4"), ("chunks", "<i4"), ("bases", "<i4"),
+                      ("digest", "<u8", (2,)), ("id_end", "<i8")])
 
 
 @lru_cache(maxsize=1 << 16)
@@ -32,78 +35,101 @@ def chunk_cost(length: int, chunk_size: int) -> tuple[int, int]:
     return len(spans), sum(end - start for start, end in spans)
 
 
-def _digest_bytes(seq: str) -> bytes:
-    digest = _BLAKE2B_8.copy()  # a copy costs less than a new hash object, per short read
-    digest.update(seq.encode("ascii"))
-    return digest.digest()
+def chunk_costs(lengths: np.ndarray, chunk_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """chunk_cost of every length, computed once per distinct length."""
+    distinct, where = np.unique(lengths, return_inverse=True)
+    costs = np.array([chunk_cost(int(n), chunk_size) for n in distinct], np.int64).reshape(-1, 2)
+    return costs[where, 0], costs[where, 1]
 
 
-def sequence_digest(seq: str) -> int:
-    """8 bytes of BLAKE2b of a sequence, as the unsigned integer the shard arrays hold."""
-    return int.from_bytes(_digest_bytes(seq), "little")
+def sequence_digest(seq: bytes | str) -> tuple[int, int]:
+    """The 128-bit xxh3 of a sequence as the two uint64 words the rows hold (collisions
+    over 10^10 sequences: about 1e-19)."""
+    value = xxhash.xxh3_128_intdigest(seq)
+    return value & 0xFFFFFFFFFFFFFFFF, value >> 64
+
+
+def digests(seqs: list[bytes]) -> np.ndarray:
+    raw = b"".join(map(xxhash.xxh3_128_digest, seqs))
+    words = np.frombuffer(raw, dtype=">u8").reshape(-1, 2)  # big-endian: high word first
+    return np.ascontiguousarray(words[:, ::-1]).astype("<u8")
 
 
 @dataclass
 class Tally:
-    """What the scan keeps: the histogram of costs, and per sample its totals."""
+    """Per sample: sequences, chunks, bases."""
 
-    costs: Counter = field(default_factory=Counter)
-    samples: list[tuple[int, int, int]] = field(default_factory=list)  # sequences, chunks, bases
+    samples: list[tuple[int, int, int]] = field(default_factory=list)
 
-
-class _Rows:
-    """Per-sequence rows of one sample, buffered and written to the scan file in blocks."""
-
-    def __init__(self, out: IO[bytes], tally: Tally):
-        self.out, self.tally, self.totals = out, tally, [0, 0, 0]
-        self._reset()
-
-    def _reset(self) -> None:
-        self.lengths, self.chunks, self.bases, self.digests = (array("q"), array("q"),
-                                                               array("q"), bytearray())
-
-    def add(self, seq: str, chunk_size: int) -> None:
-        count, covered = chunk_cost(len(seq), chunk_size)
-        self.lengths.append(len(seq))
-        self.chunks.append(count)
-        self.bases.append(covered)
-        self.digests += _digest_bytes(seq)
-        if len(self.lengths) >= BLOCK:
-            self.flush()
-
-    def flush(self) -> None:
-        table = np.empty(len(self.lengths), SCAN_DTYPE)
-        table["length"] = np.frombuffer(self.lengths, dtype=np.int64)
-        table["chunks"] = np.frombuffer(self.chunks, dtype=np.int64)
-        table["bases"] = np.frombuffer(self.bases, dtype=np.int64)
-        table["digest"] = np.frombuffer(self.digests, dtype="<u8")
-        self.out.write(table.tobytes())
-        values, counts = np.unique(table["chunks"], return_counts=True)
-        self.tally.costs.update(dict(zip(values.tolist(), counts.tolist())))
-        self.totals = [self.totals[0] + len(table), self.totals[1] + int(table["chunks"].sum()),
-                       self.totals[2] + int(table["bases"].sum())]
-        self._reset()
+    @property
+    def totals(self) -> tuple[int, int, int]:
+        return tuple(sum(column) for column in zip(*self.samples)) or (0, 0, 0)
 
 
-def scan_sample(sample: Sample, chunk_size: int, rows_out: IO[bytes], ids_out: IO[str] | None,
-                tally: Tally) -> None:
-    rows = _Rows(rows_out, tally)
-    for record in iter_records(sample.path):
-        rows.add(record.seq, chunk_size)
-        if ids_out is not None:
-            ids_out.write(record.id + "\n")
-    rows.flush()
-    tally.samples.append(tuple(rows.totals))
+@dataclass
+class Outputs:
+    """Where the scan writes: rows always; IDs and the sequence file unless a dry run."""
+
+    rows: IO[bytes]
+    ids: IO[bytes] | None = None
+    seqfile: SeqFileWriter | None = None
+    scratch: Path = Path(".")   # for the duplicate-ID buckets
+    ids_bytes: int = 0
+    ordinal: int = 0
 
 
-def scan(study: Study, chunk_size: int, rows_out: IO[bytes],
-         ids_out: IO[str] | None) -> tuple[Tally, list[str]]:
-    """One read of every input (hashed alongside): the tally, and each file's sha256."""
+def block_rows(block: Block, chunk_size: int, ids_start: int) -> tuple[np.ndarray, bytes]:
+    """The rows of a block and its IDs' bytes (one per line)."""
+    n = len(block.ids)
+    rows = np.empty(n, ROW_DTYPE)
+    rows["length"] = np.fromiter(map(len, block.seqs), np.int64, n)
+    rows["chunks"], rows["bases"] = chunk_costs(rows["length"].astype(np.int64), chunk_size)
+    rows["digest"] = digests(block.seqs)
+    rows["id_end"] = ids_start + np.cumsum(np.fromiter(map(len, block.ids), np.int64, n) + 1)
+    return rows, block.id_lines
+
+
+def scan_sample(sample: Sample, chunk_size: int, out: Outputs, tally: Tally) -> None:
+    keys, totals = KeyFile(out.scratch), [0, 0, 0]
+    try:
+        for block in iter_blocks(sample.path):
+            rows, lines = block_rows(block, chunk_size, out.ids_bytes)
+            _write(out, rows, lines, block)
+            keys.add(np.fromiter(map(xxhash.xxh3_64_intdigest, block.ids), np.uint64,
+                                 len(block.ids)))
+            totals = [totals[0] + len(rows), totals[1] + int(rows["chunks"].sum()),
+                      totals[2] + int(rows["bases"].sum())]
+        _check_unique_ids(sample, keys, out.scratch)
+    finally:
+        keys.close()
+    tally.samples.append(tuple(totals))
+
+
+def _write(out: Outputs, rows: np.ndarray, lines: bytes, block: Block) -> None:
+    out.rows.write(rows.tobytes())
+    if out.ids is not None:
+        out.ids.write(lines)
+    if out.seqfile is not None:
+        out.seqfile.add(out.ordinal, rows["length"], block.seq_lines)
+    out.ids_bytes += len(lines)
+    out.ordinal += len(rows)
+
+
+def _check_unique_ids(sample: Sample, keys: KeyFile, scratch: Path) -> None:
+    """IDs are unique within a sample: hashes that repeat are confirmed on the IDs themselves
+    (the reference reader names the record and both lines)."""
+    positions, representatives = repeats(keys, scratch)
+    if len(positions):
+        suspects = set(positions.tolist()) | set(representatives.tolist())
+        _confirm_duplicate(sample.path, suspects, "dna")
+
+
+def scan(study: Study, chunk_size: int, out: Outputs) -> tuple[Tally, list[str]]:
+    """One read of every input (hashed alongside, in a thread): the tally, and each file's
+    sha256."""
     tally = Tally()
     with ThreadPoolExecutor(1) as pool:
-        digests = [pool.submit(sha256_file, sample.path) for sample in study.samples]
+        hashed = [pool.submit(sha256_file, sample.path) for sample in study.samples]
         for sample in study.samples:
-            scan_sample(sample, chunk_size, rows_out, ids_out, tally)
-        return tally, [digest.result() for digest in digests]
-
-
+            scan_sample(sample, chunk_size, out, tally)
+        return tally, [digest.result() for digest in hashed]

@@ -1,0 +1,129 @@
+"""Equal keys among many, in bounded memory: an external, bucketed sort on disk.
+
+Keys (64-bit hashes of IDs, or 128-bit digests of sequences) are streamed to a scratch file
+as they are scanned. `repeats` splits them by their top bits into bucket files small enough to
+sort in memory (`BUCKET_BYTES`), sorts each, and reports every position whose key occurs more
+than once with the first position of its key (its representative). Memory is one bucket and
+one block, whatever the number of keys: 100M keys use a few hundred small files and tens of
+MiB, not a dictionary of 100M entries.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+BUCKET_BYTES = 64 << 20
+BLOCK = 1 << 20          # keys read at a time
+
+
+def key_dtype(width: int) -> np.dtype:
+    """`width` little-endian uint64 words per key."""
+    return np.dtype([("key", "<u8", (width,))]) if width > 1 else np.dtype([("key", "<u8")])
+
+
+class KeyFile:
+    """Keys appended in position order to a scratch file."""
+
+    def __init__(self, folder: Path, width: int = 1):
+        self.width, self.dtype = width, key_dtype(width)
+        self.handle: IO[bytes] = tempfile.TemporaryFile(dir=folder)
+        self.count = 0
+
+    def add(self, keys: np.ndarray) -> None:
+        self.handle.write(np.ascontiguousarray(keys, dtype="<u8").tobytes())
+        self.count += len(keys)
+
+    def blocks(self):
+        """(first position, keys) blocks, from the start."""
+        self.handle.seek(0)
+        for first in range(0, self.count, BLOCK):
+            n = min(BLOCK, self.count - first)
+            raw = np.frombuffer(self.handle.read(n * self.dtype.itemsize), "<u8")
+            yield first, raw.reshape(n, self.width) if self.width > 1 else raw
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+def repeats(keys: KeyFile, scratch: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(positions, representatives): every position whose key occurs more than once, sorted,
+    and the first position holding its key."""
+    bits = max(0, math.ceil(math.log2(max(1, keys.count * (keys.width * 8 + 8) /
+                                          BUCKET_BYTES))))
+    if bits == 0:
+        found = [_in_memory(keys)]
+    else:
+        found = _bucketed(keys, scratch, bits)
+    positions = np.concatenate([f[0] for f in found] or [np.empty(0, np.int64)])
+    representatives = np.concatenate([f[1] for f in found] or [np.empty(0, np.int64)])
+    order = np.argsort(positions, kind="stable")
+    return positions[order], representatives[order]
+
+
+def _bucketed(keys: KeyFile, scratch: Path, bits: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    folder = Path(tempfile.mkdtemp(dir=scratch, prefix=".buckets-"))
+    try:
+        return [_repeats_in(path, keys.width) for path in _split(keys, folder, bits)]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _in_memory(keys: KeyFile) -> tuple[np.ndarray, np.ndarray]:
+    """All keys fit one bucket: no bucket files."""
+    blocks = [block.reshape(len(block), -1) for _, block in keys.blocks()]
+    if not blocks:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    words = np.concatenate(blocks).view(np.int64)
+    return _repeats_of(np.column_stack([words, np.arange(len(words))]), keys.width)
+
+
+def _all_distinct(lead: np.ndarray) -> bool:
+    """No two first words equal (the common case, decided by one sort of one column)."""
+    ordered = np.sort(lead)
+    return not (ordered[1:] == ordered[:-1]).any()
+
+
+def _split(keys: KeyFile, folder: Path, bits: int) -> list[Path]:
+    """Bucket files of (key words..., position), by the top `bits` bits of the first word."""
+    paths = [folder / f"{b:05d}" for b in range(1 << bits)]
+    handles = [open(p, "wb") for p in paths]
+    try:
+        for first, block in keys.blocks():
+            lead = block if keys.width == 1 else block[:, 0]
+            bucket = (lead >> np.uint64(64 - bits)).astype(np.uint16) if bits else \
+                np.zeros(len(block), np.uint16)
+            rows = np.column_stack([block.reshape(len(block), -1).view(np.int64),
+                                    np.arange(first, first + len(block))])
+            order = np.argsort(bucket, kind="stable")   # a radix sort of small integers
+            edges = np.searchsorted(bucket[order], np.arange(len(paths) + 1))
+            for b, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
+                if hi > lo:
+                    handles[b].write(rows[order[lo:hi]].tobytes())
+    finally:
+        for handle in handles:
+            handle.close()
+    return paths
+
+
+def _repeats_in(path: Path, width: int) -> tuple[np.ndarray, np.ndarray]:
+    return _repeats_of(np.fromfile(path, dtype=np.int64).reshape(-1, width + 1), width)
+
+
+def _repeats_of(rows: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(positions, representatives) among rows of (key words..., position)."""
+    if len(rows) < 2 or _all_distinct(rows[:, 0]):
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    order = np.lexsort([rows[:, width]] + [rows[:, w] for w in reversed(range(width))])
+    rows = rows[order]
+    same = (rows[1:, :width] == rows[:-1, :width]).all(axis=1)
+    starts = np.flatnonzero(np.r_[True, ~same])           # first row of each key
+    group = np.cumsum(np.r_[True, ~same]) - 1
+    sizes = np.bincount(group)
+    keep = sizes[group] > 1
+    return rows[keep, width], rows[starts[group[keep]], width]
