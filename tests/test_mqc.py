@@ -15,7 +15,7 @@ from virnuc_hpc import mqc
 from virnuc_hpc.plan import load_manifest, plan_input
 from virnuc_hpc.reduce import reduce_run
 from virnuc_hpc.rundir import RunDir
-from virnuc_hpc.samples import RESERVED, read_samplesheet
+from virnuc_hpc.plan.samples import RESERVED, read_samplesheet
 from virnuc_hpc.scores import SCORE_EDGES
 from virnuc_hpc.sequences.prepare import SKIP_REASONS
 from virnuc_hpc.versions import versions_yaml

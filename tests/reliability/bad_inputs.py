@@ -232,7 +232,8 @@ CORPUS: list[Kind] = [
     refused("symbolic link loop", _loop, "is a symbolic link loop", "point the link at the real"),
     refused("named pipe", _fifo, "is a named pipe or process substitution, not a regular file",
             "save it to a regular file first",
-            "Tasks re-read the input hours later, so a stream is never read (not even opened)"),
+            "plan parses and hashes the input, a resume hashes it again: a stream is never read "
+            "(not even opened)"),
     refused("process substitution `<(cat reads.fa)`", _process_substitution,
             "is a named pipe or process substitution, not a regular file",
             "save it to a regular file first", "bash hands the command a pipe, `/dev/fd/63`"),

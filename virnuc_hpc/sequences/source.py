@@ -1,7 +1,8 @@
 """Opening an input file as a byte stream of lines, or refusing it with a one-line reason.
 
-Only a regular file is read: array tasks re-read the input long after `plan`, so a named pipe
-or a process substitution (`<(zcat ...)`) is refused, as are devices and sockets. Compression
+Only a regular file is read: `plan` reads it twice (parsed, and hashed for the run's
+fingerprint) and a resumed `predict` or `submit` hashes it again, so a named pipe or a process
+substitution (`<(zcat ...)`) is refused, as are devices and sockets. Compression
 is recognised by its magic bytes, not the file name: gzip and bgzip, bzip2, xz, and zstd
 (`compression.zstd`, or its backport before Python 3.14). A leading UTF-8 byte order mark is
 dropped; a file with any carriage return in its first block is read with universal newlines
@@ -32,7 +33,8 @@ MAGIC_BYTES = 6
 NOT_REGULAR = ((stat.S_ISFIFO, "a named pipe or process substitution"),
                (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
                (stat.S_ISSOCK, "a socket"))
-REREAD_FIX = ("the input is read again by every array task: save it to a regular file first "
+REREAD_FIX = ("plan reads the input twice (parsed, and hashed for the run's fingerprint), and "
+              "a resumed predict or submit hashes it again: save it to a regular file first "
               "(e.g. `zcat reads.fq.gz > reads.fq`, or give the .gz file itself)")
 
 
