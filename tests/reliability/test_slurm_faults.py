@@ -15,6 +15,7 @@ from tests.executors.test_slurm import RESULT_FILES, WAIT_S, cli, wait_for, wait
 from tests.helpers import run_cli
 from tests.reliability import tally
 from virnuc_hpc.executors import read_record, submissions
+from virnuc_hpc.plan import load_plan
 
 
 def node_failure(cluster) -> None:
@@ -43,11 +44,13 @@ def test_node_failure_cancelled_task_and_cancelled_reduce_end_equal_to_a_clean_r
     monkeypatch.delenv("VIRNUC_HPC_FAULTS")
     sub = submissions(read_record(run))[-1]
     subprocess.run(["scancel", sub.reduce_job], check=True)          # the reduce job cancelled
-    wait_for(run / "tasks" / "00001" / "heartbeat.json", timeout_s=WAIT_S)
-    subprocess.run(["scancel", sub.jobs[1]], check=True)             # a running task cancelled
-    node_failure(slurm_cluster)                                      # while shard 0 runs
+    shards = load_plan(run).shards[:2]                                # the two running first
+    busy = max(shards, key=lambda s: s.chunks).index                  # the longer: still running
+    wait_for(run / "tasks" / f"{busy:05d}" / "heartbeat.json", timeout_s=WAIT_S)
+    subprocess.run(["scancel", sub.jobs[busy]], check=True)          # a running task cancelled
+    node_failure(slurm_cluster)                                      # while the other runs
     wait_latest(run)
-    assert _states(run)[1] == "failed" and not (run / "results" / "summary.json").exists()
+    assert _states(run)[busy] == "failed" and not (run / "results" / "summary.json").exists()
     for _ in range(3):                                              # resubmit until all done
         if "resubmitted" not in cli("resubmit", run):
             break
