@@ -141,6 +141,16 @@ def masked_mean(hidden: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     return total / weights.sum(1, keepdim=True)
 
 
+def unique_rows(tokens: Sequence[np.ndarray]) -> tuple[list[int], np.ndarray]:
+    """(the first index of each distinct token sequence, for every input its distinct one)."""
+    seen: dict[bytes, int] = {}
+    where = np.fromiter((seen.setdefault(t.tobytes(), len(seen)) for t in tokens), np.int64,
+                        len(tokens))
+    first = np.full(len(seen), -1, np.int64)
+    first[where[::-1]] = np.arange(len(tokens))[::-1]
+    return first.tolist(), where
+
+
 def check_device(device: str, precision: str) -> None:
     if device not in DEVICES:
         raise ConfigError(f"device {device!r} is not one of {', '.join(DEVICES)}")
@@ -168,6 +178,7 @@ class Encoder:
                                                      DEFAULT_TOKENS_PER_BATCH[device])
         if self.tokens_per_batch is not None:
             token_batches([], self.tokens_per_batch)  # validates the budget
+        self.dedup, self.rows_embedded = True, 0  # identical rows embedded once; rows forwarded
         if precision == "fp32":  # the reference path: no TF32 (10-bit mantissa) matmuls
             torch.backends.cuda.matmul.allow_tf32 = False
             torch.backends.cudnn.allow_tf32 = False
@@ -199,12 +210,20 @@ class Encoder:
 
     def embed_tokens(self, tokens: Sequence[np.ndarray], ids: Sequence[str] | None = None,
                      on_rows: Callable[[int], None] | None = None) -> np.ndarray:
-        out = np.empty((len(tokens), self.dim), dtype=np.float32)
-        for batch, rows in self.iter_embed(tokens, ids):
+        """Rows for `tokens`; identical token sequences share one forward (a row is the
+        same bits whatever shares its batch), unless `dedup` is off."""
+        first, where = unique_rows(tokens) if self.dedup else (list(range(len(tokens))),
+                                                               np.arange(len(tokens)))
+        out = np.empty((len(first), self.dim), dtype=np.float32)
+        names = None if ids is None else [ids[i] for i in first]
+        for batch, rows in self.iter_embed([tokens[i] for i in first], names):
             out[batch] = rows
+            self.rows_embedded += len(batch)
             if on_rows is not None:
                 on_rows(len(batch))
-        return out
+        if on_rows is not None and len(first) < len(tokens):
+            on_rows(len(tokens) - len(first))   # the reused rows
+        return out[where]
 
     def iter_embed(self, tokens: Sequence[np.ndarray],
                    ids: Sequence[str] | None = None) -> Iterator[tuple[list[int], np.ndarray]]:

@@ -6,7 +6,7 @@ any MultiQC finds them, the one in a pipeline's own container included):
 - `general_stats`: the General Statistics columns per sample: input sequences, predicted,
   virus calls (and their share of the predicted), skipped, and skipped by reason (hidden by
   default; MultiQC's column chooser shows them). A count the accounting does not hold is left
-  out, never made up: `duplicates` appears once reduce counts duplicate sequences.
+  out, never made up: `duplicates` counts the reads equal to an earlier one of the run.
 - `calls`: a bar per sample, virus + others + skipped by reason = its input sequences.
 - `best_virus_score`: per sample, how many predicted sequences have their best virus score
   (max score2 over their kept frames) in each of scores.SCORE_EDGES' bins.

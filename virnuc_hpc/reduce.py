@@ -43,6 +43,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from itertools import groupby, islice
 from pathlib import Path
 from typing import IO, Iterator, Mapping
@@ -57,6 +58,7 @@ from .fsio import atomic_write, make_dirs, publish
 from .outputs import HIGHEST_HEADER, LABELS, PREDICTION_HEADER, ChunkTable, chunk_id, \
     reopening_lines
 from .plan import Manifest, Plan, SamplePlan, load_manifest, load_plan
+from .plan.duplicates import Duplicates
 from .rundir import ResultFiles, RunDir, contained, index_name, write_provenance
 from .runconfig import RunConfig
 from .scores import Histogram
@@ -69,12 +71,13 @@ PREDICTIONS_HEADER = ("sequence_id", "length", "chunks", "kept_frames", "virus_c
                       "best_virus_score", "call", "skip_reason")
 SAMPLES_HEADER = ("sample", "input_sequences", "predicted", "virus_sequences",
                   "others_sequences", "skipped", *(f"skipped_{r}" for r in SKIP_REASONS),
-                  "kept_frames", "fasta")
+                  "kept_frames", "duplicates", "reused_frames", "fasta")
 CALL_RULE = ("a sequence is 'virus' if any of its chunks is (VirNucPro's per-chunk rule: "
              "max(score2) >= max(score1) over the chunk's kept frames), 'others' if it has kept "
              "frames and no virus chunk, 'skipped' when no frame was kept (see skip_reason)")
 COUNTS = ("virus", "others", "skipped", "kept_frames", "chunks", "scored_chunks",
-          "virus_chunks", "highestscore_rows")
+          "virus_chunks", "highestscore_rows", "duplicates", "reused_frames")
+REPS_CACHED = 1 << 16   # representatives' results kept in memory (the rest re-read from disk)
 
 
 class ReduceStopped(UserError):
@@ -187,18 +190,64 @@ def verify_run(run_dir: str | os.PathLike, widths: Mapping[str, int] | None = No
 
 def _verify_and_extract(run: RunDir, plan: Plan, verify: _Verifier, table: ChunkTable,
                         scratch: Path) -> list[ShardProblem]:
-    """Every shard verified; while all are good so far, each one's scratch file written."""
-    bad = []
-    for shard in plan.shards:
-        parts: PartScores = []
-        problems, manifest = verify(shard.index, parts)
-        if problems:
-            bad.append(ShardProblem(shard.index, problems))
-        elif not bad:
-            with open(_scratch_file(scratch, shard.index), "w", encoding="utf-8") as out:
-                _extract_shard(run, manifest, parts, table, out)
-            fault_point("reduce.shard", shard.index)
+    """Every shard verified; while all are good so far, each one's scratch file written
+    (shards in order: a duplicate's representative always comes before it)."""
+    bad, reps = [], _Representatives(scratch, run_duplicates(run, plan).reps)
+    with reps:
+        for shard in plan.shards:
+            parts: PartScores = []
+            problems, manifest = verify(shard.index, parts)
+            if problems:
+                bad.append(ShardProblem(shard.index, problems))
+            elif not bad:
+                with open(_scratch_file(scratch, shard.index), "w", encoding="utf-8") as out:
+                    _extract_shard(run, manifest, parts, (table, reps), out)
+                fault_point("reduce.shard", shard.index)
     return bad
+
+
+def run_duplicates(run: RunDir, plan: Plan) -> Duplicates:
+    """The run's duplicate reads (none when it was planned without, or with --no-dedup)."""
+    if not plan.duplicates:
+        return Duplicates.none()
+    return Duplicates.load(run.duplicates, run.representatives)
+
+
+class _Representatives:
+    """What each representative computed (its accounting row and frames), kept on disk for
+    its duplicates, which come after it; the most recently used are kept in memory."""
+
+    def __init__(self, scratch: Path, ordinals: np.ndarray):
+        self.ordinals = ordinals
+        self.offsets = np.full(len(ordinals), -1, np.int64)
+        self.handle = open(scratch / "representatives.jsonl", "w+b")
+        self.get = lru_cache(maxsize=REPS_CACHED)(self._read)
+
+    def put(self, ordinal: int, row: AccountRow, frames: list) -> None:
+        k = int(np.searchsorted(self.ordinals, ordinal))
+        self.handle.seek(0, os.SEEK_END)
+        self.offsets[k] = self.handle.tell()
+        record = [row.id, row.length, row.chunks, row.kept_frames, row.skip_reason,
+                  [[fid, str(s1), str(s2)] for fid, s1, s2 in frames]]
+        self.handle.write(json.dumps(record).encode() + b"\n")
+
+    def _read(self, ordinal: int) -> tuple[AccountRow, list]:
+        self.handle.seek(int(self.offsets[int(np.searchsorted(self.ordinals, ordinal))]))
+        rid, length, chunks, kept, reason, frames = json.loads(self.handle.readline())
+        return AccountRow(rid, length, chunks, kept, reason), \
+            [(fid, np.float32(s1), np.float32(s2)) for fid, s1, s2 in frames]
+
+    def copy_for(self, rep: int, rid: str) -> tuple[AccountRow, list]:
+        """The representative's row and frames under the duplicate's ID `rid`."""
+        row, frames = self.get(rep)
+        cut = len(row.id)
+        return replace(row, id=rid), [(rid + fid[cut:], s1, s2) for fid, s1, s2 in frames]
+
+    def __enter__(self) -> "_Representatives":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.handle.close()
 
 
 def _scratch_file(scratch: Path, index: int) -> Path:
@@ -212,19 +261,32 @@ def _frames(parts: PartScores) -> Iterator[tuple[str, np.float32, np.float32]]:
         yield from zip(ids, scores[:, 0], scores[:, 1])
 
 
-def _extract_shard(run: RunDir, manifest: Manifest, parts: PartScores, table: ChunkTable,
-                   out: IO[str]) -> None:
-    """One line per sequence (S: its sample, scored chunks and predictions.tsv row), then one
-    per kept frame (F: its prediction_results.txt row), each keyed by its global ordinal."""
-    frames = _frames(parts)
-    for ordinal, sample, row in zip(manifest.ordinals.tolist(), manifest.samples.tolist(),
-                                    iter_accounting(run.task(manifest.index))):
-        taken = list(islice(frames, row.kept_frames))
-        out.writelines(_sequence_lines(ordinal, sample, row, taken, table))
+def _extract_shard(run: RunDir, manifest: Manifest, parts: PartScores,
+                   into: tuple[ChunkTable, _Representatives], out: IO[str]) -> None:
+    """One line per sequence (S: its sample, scored chunks, whether it is a duplicate and
+    predictions.tsv row), then one per kept frame (F: its prediction_results.txt row), each
+    keyed by its global ordinal. A duplicate gets its representative's row and frames under
+    its own ID."""
+    (table, reps), frames = into, _frames(parts)
+    accounting = iter_accounting(run.task(manifest.index))
+    copies = dict(zip(manifest.duplicates["ordinal"].tolist(),
+                      manifest.duplicates["rep"].tolist()))
+    keep = set(manifest.representatives.tolist())
+    for ordinal, sample, rid in zip(manifest.ordinals.tolist(), manifest.samples.tolist(),
+                                    manifest.ids):
+        if ordinal in copies:
+            row, taken = reps.copy_for(copies[ordinal], rid)
+        else:
+            row = next(accounting)
+            taken = list(islice(frames, row.kept_frames))
+            if ordinal in keep:
+                reps.put(ordinal, row, taken)
+        out.writelines(_sequence_lines(ordinal, sample, row, taken, table,
+                                       ordinal in copies))
 
 
 def _sequence_lines(ordinal: int, sample: int, row: AccountRow, frames: list,
-                    table: ChunkTable) -> list[str]:
+                    table: ChunkTable, duplicate: bool = False) -> list[str]:
     lines = [f"{ordinal}\tF\t{fid}\t{LABELS[int(s2 > s1)]}\t{s1!s}\t{s2!s}\n"
              for fid, s1, s2 in frames]
     virus_chunks, groups = 0, _chunks(frames)
@@ -236,8 +298,8 @@ def _sequence_lines(ordinal: int, sample: int, row: AccountRow, frames: list,
     best = f"{max(s2 for _, _, s2 in frames)!s}" if frames else ""
     fields = (row.id, row.length, row.chunks, row.kept_frames, virus_chunks, best, call,
               row.skip_reason)
-    return [f"{ordinal}\tS\t{sample}\t{len(groups)}\t" + "\t".join(map(str, fields)) + "\n",
-            *lines]
+    return [f"{ordinal}\tS\t{sample}\t{len(groups)}\t{int(duplicate)}\t" +
+            "\t".join(map(str, fields)) + "\n", *lines]
 
 
 def _chunks(frames: list) -> list[tuple[str, list]]:
@@ -300,9 +362,9 @@ class _Sample:
                 if kind == "F":
                     results.write(rest + "\n")
                     continue
-                sample, scored, row = rest.split("\t", 2)
+                sample, scored, duplicate, row = rest.split("\t", 3)
                 self._check_order(ordinal, start, int(sample))
-                predictions.write(self._count(int(scored), row) + "\n")
+                predictions.write(self._count(int(scored), row, duplicate == "1") + "\n")
         self.scores.flush()
 
     def _check_order(self, ordinal: int, start: int, sample: int) -> None:
@@ -315,11 +377,12 @@ class _Sample:
                                  f"sample {sample}; the plan and the tasks disagree")
         self.seen += 1
 
-    def _count(self, scored: int, row: str) -> str:
+    def _count(self, scored: int, row: str, duplicate: bool) -> str:
         fields = row.split("\t")
         self.counts.update({fields[6]: 1, "kept_frames": int(fields[3]),
                             "chunks": int(fields[2]), "scored_chunks": scored,
-                            "virus_chunks": int(fields[4])})
+                            "virus_chunks": int(fields[4]), "duplicates": int(duplicate),
+                            "reused_frames": int(fields[3]) * duplicate})
         if fields[6] == "skipped":
             self.skipped[fields[7]] += 1
         else:
@@ -541,7 +604,8 @@ def _write_samples_table(path: Path, accounts: list[dict]) -> None:
         for a in accounts:
             reasons = [a["skipped_by_reason"].get(r, 0) for r in SKIP_REASONS]
             row = [a["sample"], a["input_sequences"], a["predicted"], a["virus_sequences"],
-                   a["others_sequences"], a["skipped"], *reasons, a["kept_frames"], a["fasta"],
+                   a["others_sequences"], a["skipped"], *reasons, a["kept_frames"],
+                   a["duplicates"], a["reused_frames"], a["fasta"],
                    *(a["metadata"].get(k, "") for k in extra)]
             out.write("\t".join(map(str, row)) + "\n")
 
@@ -564,7 +628,18 @@ def _features_index(run: RunDir, plan: Plan) -> dict:
             "stored": _stored_totals(shards),
             "layout": _layout_note(features),
             "samples": [s.name for s in plan.samples],
+            "duplicates": _duplicates_note(run, plan),
             "shards": shards}
+
+
+def _duplicates_note(run: RunDir, plan: Plan) -> dict:
+    """Where a duplicate read's rows are: its representative's (no part holds them twice)."""
+    if not plan.duplicates:
+        return {"count": 0}
+    return {"count": plan.duplicates["duplicates"], "pairs": run.relative(run.duplicates),
+            "dtype": "(ordinal <i8, representative <i8), sorted by ordinal",
+            "note": "a duplicate's frames and features are its representative's, whose rows "
+                    "are in the parts of the shard holding the representative's ordinal"}
 
 
 def _stored_totals(shards: list[dict]) -> dict:
@@ -586,8 +661,18 @@ def _layout_note(features: str) -> str:
             f"scores [n, 2] (float32) per part; {where}")
 
 
+def reused(totals: dict) -> dict:
+    """What the duplicate reads saved: their sequences and frames, taken from their
+    representatives, and that share of the encoders' work."""
+    frames = totals.get("kept_frames", 0)
+    return {"sequences": totals.get("duplicates", 0), "frames": totals.get("reused_frames", 0),
+            "encoder_work_saved": round(totals.get("reused_frames", 0) / frames, 6)
+            if frames else 0.0}
+
+
 def _summary(plan: Plan, totals: dict, accounts: list[dict]) -> dict:
-    summary = {**totals, "shards": len(plan.shards), "fingerprint": plan.fingerprint,
+    summary = {**totals, "reused": reused(totals), "dedup": plan.config.get("dedup", True),
+               "shards": len(plan.shards), "fingerprint": plan.fingerprint,
                "chunk_size": plan.chunk_size, "profile": plan.profile,
                "precision": plan.precision, "features": planned_features(plan),
                "call_rule": CALL_RULE, "time": time.time()}

@@ -545,7 +545,21 @@ def accounting_section(r: RunReport, images: dict) -> str:
     return section("Accounting", identity,
                    table(("sequences", "count", "share", "meaning"), rows, numeric=(1, 2)),
                    table(("chunks and frames", "count"), chunks, numeric=(1,)),
+                   reuse_paragraph(s),
                    f"<p class=muted>Call rule: {esc(s['call_rule'])}.</p>")
+
+
+def reuse_paragraph(s: dict) -> str:
+    """What the duplicate reads saved: computed once, each copy given its first one's rows."""
+    if not s.get("dedup", True):
+        return "<p class=muted>Duplicate reads: not looked for (planned with --no-dedup).</p>"
+    reused = s.get("reused", {})
+    n, frames = reused.get("sequences", 0), reused.get("frames", 0)
+    return (f"<p class=reuse>Duplicate reads: {n:,} of {s['input_sequences']:,} sequences "
+            f"({share(n, s['input_sequences'])}) equal an earlier one of the run and took its "
+            f"results; their {frames:,} kept frames were not embedded again: "
+            f"{100 * reused.get('encoder_work_saved', 0.0):.1f}% of the encoder work "
+            "saved.</p>")
 
 
 def calls_section(r: RunReport, images: dict) -> str:

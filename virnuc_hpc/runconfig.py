@@ -23,6 +23,7 @@ class RunConfig:
     part_rows: int = 2048
     compile: bool = False  # torch.compile the ESM-2 layers of the bf16/fp16 fused path
     features: str = DEFAULT_FEATURES  # stored per kept frame: fp32, fp16 or none (scores only)
+    dedup: bool = True  # identical reads run-wide, and identical frames in a part, once
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -35,6 +36,9 @@ class RunConfig:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         check_compile(self.compile, self.precision)
         check_features(self.features)
+        if not isinstance(self.dedup, bool):
+            raise ConfigError(f"dedup must be true or false, got {self.dedup!r} (--no-dedup or "
+                              "`dedup:` in the config)")
 
     def as_dict(self) -> dict:
         """Only non-default values: a default run keeps the same fingerprint as before."""

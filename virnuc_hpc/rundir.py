@@ -213,6 +213,15 @@ class RunDir:
         return self.shards / "sequences.index.npy"
 
     @property
+    def duplicates(self) -> Path:
+        """(ordinal, representative) of every duplicate read (plan/duplicates.py)."""
+        return self.shards / "duplicates.bin"
+
+    @property
+    def representatives(self) -> Path:
+        return self.shards / "representatives.bin"
+
+    @property
     def marker(self) -> Path:
         return self.root / MARKER
 

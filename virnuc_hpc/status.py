@@ -153,17 +153,21 @@ def totals(shards: list[dict]) -> dict:
 
 
 def sample_progress(plan: Plan, shards: list[dict]) -> list[dict]:
-    """Per sample of the plan: its sequences and chunks, the shards it spans, the share done
-    and a state (see the module doc), from the shards' state records."""
-    rows = [{"sample": s.name, "sequences": s.sequences, "chunks": s.chunks, "shards": 0,
-             "done_fraction": 0.0, "shard_states": Counter()} for s in plan.samples]
+    """Per sample of the plan: its sequences and chunks, the shards it depends on (those that
+    compute its sequences, and the representatives of its duplicate reads), the share done
+    (by sequences) and a state (see the module doc), from the shards' state records."""
+    rows = [{"sample": s.name, "sequences": s.sequences, "chunks": s.chunks,
+             "duplicates": s.duplicates, "shards": 0, "done_fraction": 0.0,
+             "shard_states": Counter()} for s in plan.samples]
     for state, shard in zip(shards, plan.shards):
-        for sample, sequences, chunks in shard.samples:
-            row, weight = rows[sample], chunks if plan.samples[sample].chunks else sequences
-            whole = plan.samples[sample].chunks or plan.samples[sample].sequences
-            row["shards"] += 1
-            row["shard_states"][state["state"]] += 1
-            row["done_fraction"] += _fraction(state) * weight / whole
+        needed = [(sample, n) for sample, n, _ in shard.samples] + \
+            [(sample, n) for sample, n in shard.feeds]
+        for sample in {sample for sample, _ in needed}:
+            rows[sample]["shards"] += 1
+            rows[sample]["shard_states"][state["state"]] += 1
+        for sample, n in needed:
+            rows[sample]["done_fraction"] += _fraction(state) * n / \
+                max(plan.samples[sample].sequences, 1)
     for row in rows:
         row["done_fraction"] = round(min(1.0, row["done_fraction"]), 4)
         row["state"], row["shard_states"] = _sample_state(row["shard_states"]), \
@@ -186,7 +190,8 @@ def run_status(run_dir: str | os.PathLike, now: float | None = None,
     """`{"shards": [{"index": 0, "state": "done", ...}], "totals": {...}}` (status --json),
     and `"samples": [...]` (`sample_progress`) with `by_sample`."""
     shards, plan = task_states(run_dir, now, stale_after, deep), load_plan(run_dir)
-    report = {"shards": shards, "totals": totals(shards), "precision": plan.precision}
+    report = {"shards": shards, "totals": totals(shards), "precision": plan.precision,
+              "duplicates": plan.duplicate_count}
     if by_sample:
         report["samples"] = sample_progress(plan, shards)
     return report
@@ -235,8 +240,10 @@ def _total_line(status: dict) -> str:
     t = status["totals"]
     eta = "-" if t["eta_s"] is None else f"{t['eta_s']:.0f} s"
     precision = f"; precision {status['precision']}" if "precision" in status else ""
+    dups = f"; {status['duplicates']:,} duplicate reads computed once" \
+        if status.get("duplicates") else ""
     return (f"total: {t['shards']} shards, " + ", ".join(f"{t[k]} {k}" for k in STATES)
-            + f"; {t['chunks_done']:.0f}/{t['chunks']} chunks; ETA {eta}{precision}")
+            + f"; {t['chunks_done']:.0f}/{t['chunks']} chunks; ETA {eta}{precision}{dups}")
 
 
 def _sample_lines(samples: list[dict]) -> list[str]:

@@ -58,6 +58,7 @@ class TaskOptions:
     compile: bool = False
     prefetch: int = 1  # parts queued ahead of (and behind) the encoders; 0: one thread
     features: str = RunConfig.features  # what the parts keep of the features (runconfig)
+    dedup: bool = RunConfig.dedup       # identical frames of a part share one forward
 
 
 class StopRequested(UserError):
@@ -98,7 +99,8 @@ def task_options(run_dir, device: str = "auto") -> TaskOptions:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     heartbeat = float(os.environ.get("VIRNUC_HPC_HEARTBEAT_S", TaskOptions.heartbeat_s))
     return TaskOptions(device, config.precision, config.tokens_per_batch, config.part_rows,
-                       heartbeat, config.compile, prefetch_depth(), config.features)
+                       heartbeat, config.compile, prefetch_depth(), config.features,
+                       config.dedup)
 
 
 def prefetch_depth() -> int:
@@ -228,7 +230,7 @@ def _compute(run: RunDir, plan, index: int, options: TaskOptions) -> TaskResult:
                 fault_point("task.parts_done")
         writer.write_done({"skipped": accounting.skipped},
                           started=progress.started_wall, gpu=progress.gpu,
-                          rate=round(progress.rate, 3))
+                          rate=round(progress.rate, 3), embedded=pipeline.embedded)
     return TaskResult(index, "done", writer.rows_done, accounting.sequences)
 
 
@@ -333,8 +335,14 @@ class FramePipeline:
         esm, alphabet = models.esm
         self.dnabert = DnabertEncoder(dnabert, tokenizer, **common)
         self.esm = EsmEncoder(esm, alphabet, **common, compile_layers=options.compile)
+        self.dnabert.dedup = self.esm.dedup = options.dedup
         self.classifier, self.device = models.classifier, options.device
         self.widths = {"dnabert": self.dnabert.dim, "esm": self.esm.dim}
+
+    @property
+    def embedded(self) -> dict[str, int]:
+        """Rows each encoder computed in this process (identical frames count once)."""
+        return {"dnabert": self.dnabert.rows_embedded, "esm": self.esm.rows_embedded}
 
     def __call__(self, part: list[Frame]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One part in one thread: what a task splits between its producer and its encoders."""

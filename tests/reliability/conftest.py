@@ -27,3 +27,9 @@ def bench(tiny_cache, tmp_path_factory) -> Bench:
 def bench_fp16(tiny_cache, tmp_path_factory) -> Bench:
     """The same run keeping fp16 features (`--features fp16`): trials of parts with features."""
     return Bench(tmp_path_factory.mktemp("faults-fp16"), tiny_cache, features="fp16")
+
+
+@pytest.fixture(scope="session")
+def bench_dups(tiny_cache, tmp_path_factory) -> Bench:
+    """A two-sample study whose reads repeat within and across samples and shards."""
+    return Bench(tmp_path_factory.mktemp("faults-dups"), tiny_cache, dups=True)

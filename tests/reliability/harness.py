@@ -36,7 +36,7 @@ TIMEOUT_S = 300          # a command still running after this is a hang (lost)
 PART_ROWS = 3            # many small parts: kills land mid-write
 SHARD = 1                # the shard every task trial computes (the one with more parts)
 RESULT_FILES = ("prediction_results.txt", "prediction_results_highestscore.csv",
-                "predictions.tsv", "features_index.json")
+                "predictions.tsv", "features_index.json", "samples.tsv")
 
 
 def records():
@@ -44,17 +44,33 @@ def records():
     yield "tooshort", "AC"
 
 
+def study(folder: Path) -> Path:
+    """Two samples rich in duplicate reads: within each sample, across them, and (in 2
+    shards) across shards; a duplicate of a skipped read too. Its sheet."""
+    reads = list(records())
+    first = reads[:8] + [(f"again{k}", reads[k][1]) for k in (0, 1, 2, 14)]
+    second = [(f"b{k}", seq) for k, (_, seq) in enumerate(reads[4:12])] + \
+        [(f"twice{n}", reads[k][1]) for n, k in enumerate((0, 3, 9, 9))] + reads[12:]
+    for name, rows in (("s1", first), ("s2", second)):
+        synthetic.write_fasta(folder / f"{name}.fa", rows)
+    sheet = folder / "samples.csv"
+    sheet.write_text("sample,fasta\nS1,s1.fa\nS2,s2.fa\n")
+    return sheet
+
+
 class Bench:
     """The clean run, fresh copies of it, and the CLI in forked children."""
 
-    def __init__(self, root: Path, cache: Path, features: str = "none"):
+    def __init__(self, root: Path, cache: Path, features: str = "none", dups: bool = False):
         self.root, self.cache, self.serial = Path(root), Path(cache), 0
         self.features = features
-        self.input = synthetic.write_fasta(self.root / "input.fa", records())
+        inputs = ["--samplesheet", study(self.root)] if dups else \
+            [synthetic.write_fasta(self.root / "input.fa", records())]
+        self.input = inputs[-1]
         self.config = self.root / "run.yaml"
         self.config.write_text(f"part_rows: {PART_ROWS}\nfeatures: {features}\n")
         self.clean = self.root / "clean"
-        self._check(self.cli(["plan", self.input, "--run-dir", self.clean, "--models", "tiny",
+        self._check(self.cli(["plan", *inputs, "--run-dir", self.clean, "--models", "tiny",
                               "--shards", "2", "--config", self.config]))
         started = time.monotonic()
         self._check(self.cli(["run-task", self.clean, "--index", SHARD]))
@@ -112,9 +128,8 @@ class Bench:
             problems = verify_task(task.root, load_manifest(run, SHARD).expectation())
             if problems:
                 return f"a DONE that does not verify was published: {problems}"
-        for name in RESULT_FILES:
-            path = RunDir(run).results / name
-            if path.exists() and path.read_bytes() != self.results[name]:
+        for name, data in result_bytes(run).items():
+            if data and data != self.results.get(name):
                 return f"results/{name} was published and differs from the clean run's"
         state = shard_state(run, SHARD)["state"]
         if state == "running":
@@ -188,9 +203,12 @@ class Bench:
 
 
 def result_bytes(run: Path) -> dict[str, bytes]:
+    """Every results file the trials compare, by its path under results/ (a study's sample
+    folders included)."""
     results = RunDir(run).results
-    return {name: (results / name).read_bytes() if (results / name).exists() else b""
-            for name in RESULT_FILES}
+    found = {str(p.relative_to(results)): p.read_bytes() for p in sorted(results.rglob("*"))
+             if p.name in RESULT_FILES and ".reduce-" not in str(p)}
+    return found
 
 
 def tail(text: str, lines: int = 15) -> str:

@@ -137,6 +137,47 @@ def test_fp16_features_random_kills_then_rerun(bench_fp16):
                               kill_after=lambda d=delay: d)
 
 
+# -- duplicate reads: a study whose reads repeat within and across samples and shards ---------
+
+def test_the_study_bench_is_rich_in_duplicates_across_shards_and_samples(bench_dups):
+    from virnuc_hpc.plan import load_plan
+
+    plan = load_plan(bench_dups.clean)
+    assert plan.duplicate_count >= 8 and all(s.duplicates for s in plan.samples)
+    fed = {(shard.index, sample) for shard in plan.shards for sample, _ in shard.feeds}
+    assert (0, 1) in fed                                        # across samples
+    assert any(s.duplicates for s in plan.shards[1:])           # a shard of later copies
+    assert bench_dups.parts >= 2
+
+
+@pytest.mark.parametrize("rule", ["part.written=kill@{mid}", "task.parts_done=kill",
+                                  "rename:*/DONE=kill", "embed.batch=kill@{B}"])
+def test_duplicates_kill_at_a_named_point_then_rerun(bench_dups, rule):
+    rule = rule.format(**counts(bench_dups))
+    bench_dups.task_trial(f"dups kill {rule}", rule, KILLED)
+
+
+def test_duplicates_random_kills_then_rerun(bench_dups):
+    """As test_random_kills_then_rerun, on the study (VIRNUC_SOAK_TRIALS sets the count)."""
+    rng, trials = random.Random(SEED + 2), 0
+    for k in range(RANDOM_TRIALS):
+        if k % 2:
+            trials += len(bench_dups.task_trial(f"dups random point {k}",
+                                                _random_rule(rng, bench_dups), KILLED))
+        else:
+            delay = rng.uniform(0.0, 1.0) * bench_dups.task_s
+            trials += len(bench_dups.task_trial(f"dups random time {k} ({delay:.2f} s)", None,
+                                                KILLED, kill_after=lambda d=delay: d))
+    assert trials >= RANDOM_TRIALS // 2
+
+
+def test_duplicates_reduce_killed_at_random_moments_then_rerun(bench_dups):
+    rng = random.Random(SEED + 3)
+    for k in range(4):
+        bench_dups.reduce_trial(f"dups reduce random {k}", None, KILLED,
+                                kill_after=rng.uniform(0.05, 1.5))
+
+
 # -- run-task: the scheduler's signals, I/O errors --------------------------------------------
 
 @pytest.mark.parametrize("rule", ["models.load=term@2", "embed.batch=term@2",

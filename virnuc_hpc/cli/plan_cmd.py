@@ -61,6 +61,9 @@ def add_plan_options(p, run_dir_required: bool = True) -> None:
     p.add_argument("--tokens-per-batch", type=int, metavar="N",
                    help="padded tokens per encoder batch (default: sized from the GPU's free "
                         "memory; 4096 on a CPU)")
+    p.add_argument("--no-dedup", dest="dedup", action="store_false", default=None,
+                   help="compute every read and frame, identical ones included (by default "
+                        "identical reads, run-wide, and identical frames are computed once)")
     p.add_argument("--compile", action="store_true", default=None,
                    help="torch.compile the ESM-2 layers (bf16/fp16 only; GPU runs)")
     p.add_argument("--features", choices=FEATURES,
@@ -85,6 +88,7 @@ def settled_config(args, target, recorded: str | None = None):
 
     return settle_config(args.config, target, recorded, precision=args.precision,
                          tokens_per_batch=args.tokens_per_batch, compile=args.compile,
+                         dedup=args.dedup,
                          features=args.features)
 
 

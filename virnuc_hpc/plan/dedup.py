@@ -54,22 +54,25 @@ class KeyFile:
 def repeats(keys: KeyFile, scratch: Path) -> tuple[np.ndarray, np.ndarray]:
     """(positions, representatives): every position whose key occurs more than once, sorted,
     and the first position holding its key."""
-    bits = max(0, math.ceil(math.log2(max(1, keys.count * (keys.width * 8 + 8) /
-                                          BUCKET_BYTES))))
-    if bits == 0:
-        found = [_in_memory(keys)]
-    else:
-        found = _bucketed(keys, scratch, bits)
+    found = list(_groups(keys, scratch))
     positions = np.concatenate([f[0] for f in found] or [np.empty(0, np.int64)])
     representatives = np.concatenate([f[1] for f in found] or [np.empty(0, np.int64)])
     order = np.argsort(positions, kind="stable")
     return positions[order], representatives[order]
 
 
-def _bucketed(keys: KeyFile, scratch: Path, bits: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def _groups(keys, scratch: Path):
+    """(positions, representatives) bucket by bucket (positions in key order)."""
+    bits = max(0, math.ceil(math.log2(max(1, keys.count * (keys.width * 8 + 8) /
+                                          BUCKET_BYTES))))
+    if bits == 0:
+        yield _in_memory(keys)
+        return
     folder = Path(tempfile.mkdtemp(dir=scratch, prefix=".buckets-"))
     try:
-        return [_repeats_in(path, keys.width) for path in _split(keys, folder, bits)]
+        for path in _split(keys, folder, bits):
+            yield _repeats_in(path, keys.width)
+            path.unlink()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -127,3 +130,82 @@ def _repeats_of(rows: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
     sizes = np.bincount(group)
     keep = sizes[group] > 1
     return rows[keep, width], rows[starts[group[keep]], width]
+
+
+# -- duplicates of a whole study, written sorted to files --------------------------------------
+
+PAIR_DTYPE = np.dtype([("ordinal", "<i8"), ("rep", "<i8")])
+
+
+class RowDigests:
+    """The 128-bit digests of `rows.bin` (plan/scan.py) as keys, block by block."""
+
+    width = 2
+
+    def __init__(self, rows: IO[bytes], count: int, dtype: np.dtype):
+        self.rows, self.count, self.dtype = rows, count, dtype
+
+    def blocks(self):
+        self.rows.seek(0)
+        for first in range(0, self.count, BLOCK):
+            n = min(BLOCK, self.count - first)
+            block = np.frombuffer(self.rows.read(n * self.dtype.itemsize), self.dtype)
+            yield first, np.ascontiguousarray(block["digest"])
+
+
+def duplicates(keys, scratch: Path, pairs_out: IO[bytes], reps_out: IO[bytes]) -> tuple[int,
+                                                                                     int]:
+    """Every position whose key equals an earlier one's, with that first position (its
+    representative), as PAIR_DTYPE rows sorted by position, and the representatives that
+    have duplicates, sorted: (duplicates, representatives) written."""
+    ranges = _Ranges(scratch, keys.count)
+    try:
+        for positions, representatives in _groups(keys, scratch):
+            later = positions != representatives
+            ranges.add(positions[later], representatives[later])
+        return ranges.write(pairs_out, reps_out)
+    finally:
+        ranges.close()
+
+
+class _Ranges:
+    """Pairs spilled by position range, then written out range after range, each sorted."""
+
+    def __init__(self, scratch: Path, count: int):
+        self.folder = Path(tempfile.mkdtemp(dir=scratch, prefix=".ranges-"))
+        self.parts = max(1, math.ceil(count * PAIR_DTYPE.itemsize / BUCKET_BYTES))
+        self.width = max(1, math.ceil(count / self.parts))
+        self.pairs = [open(self.folder / f"p{k:05d}", "wb") for k in range(self.parts)]
+        self.reps = [open(self.folder / f"r{k:05d}", "wb") for k in range(self.parts)]
+
+    def add(self, positions: np.ndarray, representatives: np.ndarray) -> None:
+        pairs = np.empty(len(positions), PAIR_DTYPE)
+        pairs["ordinal"], pairs["rep"] = positions, representatives
+        self._spill(self.pairs, pairs, positions)
+        reps = np.unique(representatives)
+        self._spill(self.reps, reps, reps)
+
+    def _spill(self, handles: list, rows: np.ndarray, where: np.ndarray) -> None:
+        part = where // self.width
+        order = np.argsort(part, kind="stable")
+        edges = np.searchsorted(part[order], np.arange(self.parts + 1))
+        for k, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
+            if hi > lo:
+                handles[k].write(rows[order[lo:hi]].tobytes())
+
+    def write(self, pairs_out: IO[bytes], reps_out: IO[bytes]) -> tuple[int, int]:
+        for handle in (*self.pairs, *self.reps):
+            handle.close()
+        counts = [0, 0]
+        for k in range(self.parts):
+            pairs = np.fromfile(self.folder / f"p{k:05d}", PAIR_DTYPE)
+            pairs_out.write(np.sort(pairs, order="ordinal").tobytes())
+            reps = np.unique(np.fromfile(self.folder / f"r{k:05d}", np.int64))
+            reps_out.write(reps.tobytes())
+            counts = [counts[0] + len(pairs), counts[1] + len(reps)]
+        return counts[0], counts[1]
+
+    def close(self) -> None:
+        for handle in (*self.pairs, *self.reps):
+            handle.close()
+        shutil.rmtree(self.folder, ignore_errors=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
@@ -19,15 +19,20 @@ from ..fsio import fsync_dir, sha256_bytes
 from ..rundir import RunDir, check_record_paths, contained
 from ..store import Expectation
 from .record import FORMAT, Plan, check_format
+from .dedup import PAIR_DTYPE
+from .duplicates import Duplicates
 from .route import Slice
 from .scan import ROW_DTYPE
 
+DUPLICATES, REPRESENTATIVES = RunDir(".").duplicates.name, RunDir(".").representatives.name
 
-def write_manifests(run: RunDir, plan: Plan, slices: list[Slice]) -> None:
+
+def write_manifests(run: RunDir, plan: Plan, slices: list[Slice], dups: Duplicates) -> None:
     """One manifest per shard, then everything in shards/ made durable (until plan.json
     exists the folder is scratch: a crashed plan's is removed by the next one)."""
     for shard, part in zip(plan.shards, slices):
-        data = json.dumps(_manifest(run, plan, shard.index, part), indent=1, sort_keys=True)
+        record = {**_manifest(run, plan, shard.index, part), **_dup_slices(dups, part)}
+        data = json.dumps(record, indent=1, sort_keys=True)
         run.manifest(shard.index).write_text(data + "\n", encoding="utf-8")
         shard.manifest = run.relative(run.manifest(shard.index))
         shard.manifest_sha256 = sha256_bytes((data + "\n").encode())
@@ -40,11 +45,28 @@ def _manifest(run: RunDir, plan: Plan, index: int, part: Slice) -> dict:
     width = ROW_DTYPE.itemsize
     return {"format": FORMAT, "index": index, "plan_fingerprint": plan.fingerprint,
             "sequences": part.count, "chunks": part.chunks, "bases": part.bases,
-            "first": part.first, "samples": [[s, n] for s, n, _ in part.samples],
+            "first": part.first, "samples": sorted([s, n] for s, n in part.spans.items()),
             "rows": {"file": run.rows.name, "offset": part.first * width,
                      "bytes": part.count * width, "sha256": part.rows_hash.hexdigest()},
             "ids": {"file": run.ids.name, "offset": part.ids_start,
                     "bytes": part.ids_end - part.ids_start, "sha256": part.ids_hash.hexdigest()}}
+
+
+def _dup_slices(dups: Duplicates, part: Slice) -> dict:
+    """The shard's duplicates (each with its representative) and the representatives it
+    computes for duplicates elsewhere, as slices of the run's two files."""
+    if not len(dups.pairs) and not len(dups.reps):
+        return {}
+    (plo, phi), (rlo, rhi) = dups.pairs_in(part.first, part.count), \
+        dups.reps_in(part.first, part.count)
+    return {"duplicates": _record(DUPLICATES, plo, phi, dups.pairs),
+            "representatives": _record(REPRESENTATIVES, rlo, rhi, dups.reps)}
+
+
+def _record(name: str, lo: int, hi: int, array: np.ndarray) -> dict:
+    width = array.dtype.itemsize
+    return {"file": name, "offset": lo * width, "bytes": (hi - lo) * width,
+            "sha256": sha256_bytes(np.asarray(array[lo:hi]).tobytes())}
 
 
 def _fsync(path: Path) -> None:
@@ -57,7 +79,9 @@ def _fsync(path: Path) -> None:
 
 @dataclass
 class Manifest:
-    """The sequences of one shard, in ordinal order."""
+    """The sequences of one shard, in ordinal order; `duplicates` (ordinal, representative)
+    are those its task does not compute, `representatives` those it computes for duplicates
+    (here or in later shards)."""
 
     index: int
     first: int
@@ -65,6 +89,15 @@ class Manifest:
     samples: np.ndarray
     ids: list[str]
     plan_fingerprint: str
+    duplicates: np.ndarray = field(default_factory=lambda: np.empty(0, PAIR_DTYPE))
+    representatives: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+
+    @property
+    def computed(self) -> np.ndarray:
+        """True for the rows its task computes (not duplicates)."""
+        keep = np.ones(len(self.rows), bool)
+        keep[self.duplicates["ordinal"] - self.first] = False
+        return keep
 
     @property
     def ordinals(self) -> np.ndarray:
@@ -84,8 +117,11 @@ class Manifest:
 
     def expectation(self, widths: Mapping[str, int] | None = None,
                     fingerprints: Mapping[str, str] | None = None) -> Expectation:
-        return Expectation(self.ids, self.lengths.tolist(), self.chunks.tolist(), widths,
-                           fingerprints)
+        """What its task writes: the sequences it computes, duplicates aside."""
+        keep = self.computed
+        ids = [i for i, k in zip(self.ids, keep.tolist()) if k]
+        return Expectation(ids, self.lengths[keep].tolist(), self.chunks[keep].tolist(),
+                           widths, fingerprints)
 
 
 def read_manifest_json(run_dir: str | os.PathLike, index: int) -> dict:
@@ -102,12 +138,15 @@ def load_manifest(run_dir: str | os.PathLike, index: int) -> Manifest:
         check_format(run.manifest(index), meta.get("format"))
         _check_names(run, index, meta)
         rows, ids = (_slice(run, index, meta[key]) for key in ("rows", "ids"))
+        dups, reps = (_slice(run, index, meta[key]) if key in meta else b""
+                      for key in ("duplicates", "representatives"))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise IntegrityError(f"shard {index}: manifest unreadable ({exc}); re-plan the run"
                              ) from None
     samples = np.repeat([s for s, _ in meta["samples"]], [n for _, n in meta["samples"]])
     return Manifest(index, meta["first"], np.frombuffer(rows, ROW_DTYPE), samples.astype(
-        np.int64), ids.decode("utf-8").splitlines(), meta["plan_fingerprint"])
+        np.int64), ids.decode("utf-8").splitlines(), meta["plan_fingerprint"],
+        np.frombuffer(dups, PAIR_DTYPE), np.frombuffer(reps, np.int64))
 
 
 def _slice(run: RunDir, index: int, record: dict) -> bytes:
@@ -125,7 +164,9 @@ def _check_names(run: RunDir, index: int, meta: dict) -> None:
     """A manifest names the run's rows and IDs files in shards/, nothing else (never
     `../../etc/passwd`)."""
     check_record_paths(meta, run.manifest(index), "re-plan the run")
-    names = (meta.get("rows", {}).get("file"), meta.get("ids", {}).get("file"))
-    if names != (run.rows.name, run.ids.name):
+    names = (meta.get("rows", {}).get("file"), meta.get("ids", {}).get("file"),
+             meta.get("duplicates", {}).get("file", DUPLICATES),
+             meta.get("representatives", {}).get("file", REPRESENTATIVES))
+    if names != (run.rows.name, run.ids.name, DUPLICATES, REPRESENTATIVES):
         raise IntegrityError(f"{run.manifest(index)}: names {names}, not the run's rows and "
                              "IDs in the run dir; refused; fix: re-plan the run")

@@ -14,8 +14,9 @@ import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import IO, Iterator, Mapping
 
 import numpy as np
 
@@ -28,9 +29,10 @@ from ..throughput import esm_rate
 from .manifest import write_manifests
 from .packing import imbalance
 from .record import Plan, SamplePlan, ShardPlan, fingerprint
-from .route import Slice, route
+from .duplicates import Duplicates, find, per_sample
+from .route import BLOCK, Slice, feeds, route
 from .samples import Study, study_from_files
-from .scan import Outputs, Tally, scan
+from .scan import ROW_DTYPE, Outputs, Tally, scan
 from .seqfile import LEVEL, SeqFileWriter
 from .sizing import FRAMES_PER_CHUNK, Sizing, Work, describe, shard_count
 
@@ -110,16 +112,71 @@ def _plan(study: Study, run: RunDir, sizing: Sizing, chunk_size: int, profile: s
     rate = esm_rate(config.get("precision", "fp32")).residues_per_s
     with _outputs(run, dry_run) as out:
         tally, digests = scan(study, chunk_size, out)
-        total, chunks, bases = tally.totals
-        count = shard_count(total, Work.of(chunks, bases, chunk_size, rate), sizing)
-        slices = route(out.rows, total, chunks, count, _starts(tally), out.ids)
+        dups = _duplicates(run, out, tally, config.get("dedup", True))
+        work = _work(out.rows, tally, dups)
+        count = shard_count(tally.totals[0], Work.of(*work.totals, chunk_size, rate), sizing)
+        slices = route(out.rows, tally.totals[0], work.totals[0], count, _starts(tally),
+                       out.ids, dups)
         frames = out.seqfile.close() if out.seqfile is not None else None
-    plan = _make_plan(study, digests, (chunk_size, profile, config, models), tally, slices)
+    plan = _make_plan(study, digests, (chunk_size, profile, config, models), tally, slices,
+                      work)
+    for shard, fed in zip(plan.shards, feeds(dups, slices, _starts(tally))):
+        shard.feeds = fed
     plan.sizing_note = describe(sizing)
     if not dry_run:
         plan.seqfile = _write_index(run, frames)
-        write_manifests(run, plan, slices)
+        plan.duplicates = _dup_record(run, dups)
+        write_manifests(run, plan, slices, dups)
     return plan
+
+
+@dataclass
+class _Work:
+    """Per sample what is left to compute once duplicates are set aside: (duplicates,
+    chunks, bases)."""
+
+    samples: list[tuple[int, int, int]]
+
+    @property
+    def totals(self) -> tuple[int, int]:
+        return sum(s[1] for s in self.samples), sum(s[2] for s in self.samples)
+
+
+def _duplicates(run: RunDir, out: Outputs, tally: Tally, dedup: bool) -> Duplicates:
+    """The run's duplicates (none with `dedup: false`), in shards/ or in the dry run's
+    scratch."""
+    if not dedup:
+        return Duplicates.none()
+    if out.ids is None:   # a dry run
+        paths = (out.scratch / "duplicates.bin", out.scratch / "representatives.bin")
+    else:
+        paths = (run.duplicates, run.representatives)
+    return find(out.rows, tally.totals[0], out.scratch, *paths)
+
+
+def _work(rows: IO[bytes], tally: Tally, dups: Duplicates) -> _Work:
+    """One pass over the rows: each sample's chunks and bases that are not duplicates."""
+    starts, total = _starts(tally), tally.totals[0]
+    chunks, bases = np.zeros(len(starts) - 1, np.int64), np.zeros(len(starts) - 1, np.int64)
+    rows.seek(0)
+    for first in range(0, total, BLOCK):
+        block = np.frombuffer(rows.read(min(BLOCK, total - first) * ROW_DTYPE.itemsize),
+                              ROW_DTYPE)
+        keep = ~dups.mask(first, len(block))
+        sample = np.searchsorted(starts, np.arange(first, first + len(block)), "right") - 1
+        chunks += np.bincount(sample[keep], block["chunks"][keep], len(chunks)).astype(np.int64)
+        bases += np.bincount(sample[keep], block["bases"][keep], len(bases)).astype(np.int64)
+    counts = per_sample(dups, starts)
+    return _Work([(int(d), int(c), int(b)) for d, c, b in zip(counts, chunks, bases)])
+
+
+def _dup_record(run: RunDir, dups: Duplicates) -> dict:
+    files = {"pairs": run.duplicates, "representatives": run.representatives}
+    if not all(p.exists() for p in files.values()):
+        return {}
+    return {"duplicates": len(dups), "representatives": len(dups.reps),
+            **{key: {"file": path.name, "sha256": sha256_file(path)}
+               for key, path in files.items()}}
 
 
 def _starts(tally: Tally) -> np.ndarray:
@@ -154,19 +211,21 @@ def _write_index(run: RunDir, frames: np.ndarray) -> dict:
 
 
 def _make_plan(study: Study, digests: list[str], options: tuple, tally: Tally,
-               slices: list[Slice]) -> Plan:
+               slices: list[Slice], work: _Work) -> Plan:
     chunk_size, profile, config, models = options
     rate = esm_rate(config.get("precision", "fp32"))
 
-    def work(chunks: int, bases: int) -> tuple[int, float]:
+    def cost(chunks: int, bases: int) -> tuple[int, float]:
         estimate = Work.of(chunks, bases, chunk_size, rate.residues_per_s)
         return estimate.tokens, estimate.hours
 
     samples = [SamplePlan(s.name, str(s.path), d, s.path.stat().st_size, n, c, b,
-                          *work(c, b), dict(s.metadata))
-               for s, d, (n, c, b) in zip(study.samples, digests, tally.samples)]
-    shards = [ShardPlan(i, p.count, p.chunks, p.bases, *work(p.chunks, p.bases),
-                        samples=p.samples, first=p.first) for i, p in enumerate(slices)]
+                          *cost(uc, ub), dict(s.metadata), dups)
+               for s, d, (n, c, b), (dups, uc, ub) in zip(study.samples, digests,
+                                                          tally.samples, work.samples)]
+    shards = [ShardPlan(i, p.count, p.chunks, p.bases, *cost(p.chunks, p.bases),
+                        samples=p.samples, first=p.first, duplicates=p.duplicates)
+              for i, p in enumerate(slices)]
     note = ESTIMATE_NOTE.format(rate=rate.describe(), frames=FRAMES_PER_CHUNK[chunk_size],
                                 chunk=chunk_size)
     return Plan(fingerprint(_inputs_key(study, digests), chunk_size, profile, config, models),

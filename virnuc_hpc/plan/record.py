@@ -29,9 +29,14 @@ class SamplePlan:
     sequences: int
     chunks: int
     bases: int
-    tokens_est: int
+    tokens_est: int                # of the work left once its duplicates are set aside
     gpu_hours_est: float
     metadata: dict = field(default_factory=dict)
+    duplicates: int = 0            # sequences equal to an earlier one of the run
+
+    @property
+    def duplicate_fraction(self) -> float:
+        return self.duplicates / self.sequences if self.sequences else 0.0
 
 
 @dataclass
@@ -44,8 +49,10 @@ class ShardPlan:
     gpu_hours_est: float
     manifest: str | None = None
     manifest_sha256: str | None = None
-    samples: list[list[int]] = field(default_factory=list)  # [sample, sequences, chunks]
+    samples: list[list[int]] = field(default_factory=list)  # [sample, computed, chunks]
     first: int = 0                                          # its first ordinal
+    duplicates: int = 0        # sequences it holds that are computed by their representative
+    feeds: list[list[int]] = field(default_factory=list)   # [sample, duplicates it computes]
 
     @property
     def minutes_est(self) -> float:
@@ -75,6 +82,11 @@ class Plan:
     precision_note: str = ""   # why the run computes at its precision
     sizing_note: str = ""      # how the shards were sized
     seqfile: dict = field(default_factory=dict)  # the run's sequence file: sizes, checksum
+    duplicates: dict = field(default_factory=dict)  # duplicates.py's files: counts, checksums
+
+    @property
+    def duplicate_count(self) -> int:
+        return sum(s.duplicates for s in self.samples)
 
     @property
     def precision(self) -> str:
@@ -119,16 +131,28 @@ class Plan:
         shards = "\n".join([head, *_elide(rows, max_rows), total,
                             f"shards: {len(self.shards)}, "
                             f"imbalance (max/mean chunks): {self.imbalance:.4f}",
+                            self.duplicates_line(),
                             f"precision: {self.precision}"
                             + (f" ({self.precision_note})" if self.precision_note else ""),
                             f"GPU hours: {self.estimate_note}",
                             *([f"sizing: {self.sizing_note}"] if self.sizing_note else [])])
         return f"{self.samples_table(max_rows)}\n\n{shards}" if self.per_sample else shards
 
+    def duplicates_line(self) -> str:
+        """The run's duplicate reads: computed once, by the first equal sequence."""
+        if not self.config.get("dedup", True):
+            return "duplicates: not looked for (--no-dedup)"
+        n = self.duplicate_count
+        share = n / self.sequences if self.sequences else 0.0
+        return (f"duplicates: {n:,} of {self.sequences:,} sequences ({share:.1%}) equal an "
+                "earlier one of the run: computed once, by that first one")
+
     def samples_table(self, max_rows: int = 40) -> str:
         width = max(6, *(len(s.name) for s in self.samples))
-        head = f"{'sample':<{width}} {'sequences':>11} {'chunks':>11} {'est_GPU_h':>10}"
-        rows = [f"{s.name:<{width}} {s.sequences:>11,} {s.chunks:>11,} {s.gpu_hours_est:>10.3f}"
+        head = f"{'sample':<{width}} {'sequences':>11} {'chunks':>11} {'dup%':>6} " \
+               f"{'est_GPU_h':>10}"
+        rows = [f"{s.name:<{width}} {s.sequences:>11,} {s.chunks:>11,} "
+                f"{100 * s.duplicate_fraction:>6.1f} {s.gpu_hours_est:>10.3f}"
                 for s in self.samples]
         sheet = f" (from {self.sheet})" if self.sheet else ""
         return "\n".join([head, *_elide(rows, max_rows), f"samples: {len(self.samples)}{sheet}"])

@@ -1,6 +1,7 @@
 """A task's records, read from the run's own copy of the sequences (seqfile.py): only the
 frames that hold its contiguous range of ordinals, each sequence checked against the digest
-the plan computed from the input. The user's files are never opened again."""
+the plan computed from the input; duplicates (duplicates.py) are left to their
+representatives. The user's files are never opened again."""
 
 from __future__ import annotations
 
@@ -29,11 +30,13 @@ def iter_shard_records(run_dir: str | os.PathLike, index: int) -> Iterator[Recor
     run = RunDir(run_dir)
     plan, manifest = load_plan(run), load_manifest(run, index)
     seqs = read_range(run.seqfile, frame_index(run, plan), manifest.first, len(manifest.ids))
+    computed = manifest.computed.tolist()
     for start in range(0, len(manifest.ids), CHECK):
         batch = list(islice(seqs, CHECK))
         _check(run, manifest, start, batch)
         yield from (Record(manifest.ids[start + k], seq.decode("ascii"),
-                           manifest.first + start + k, 0) for k, seq in enumerate(batch))
+                           manifest.first + start + k, 0) for k, seq in enumerate(batch)
+                    if computed[start + k])
 
 
 def frame_index(run: RunDir, plan: Plan) -> np.ndarray:
