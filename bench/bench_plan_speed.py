@@ -96,6 +96,7 @@ def main() -> None:
     parser.add_argument("--reads", type=int, action="append")
     parser.add_argument("--dir", type=Path, default=Path("/var/tmp/virnuc-bench-plan"))
     parser.add_argument("--keep", action="store_true", help="keep the inputs")
+    parser.add_argument("--cores", choices=("all", "one", "both"), default="both")
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("VIRNUC_HPC_CACHE", str(args.dir / "cache"))
@@ -110,7 +111,10 @@ def main() -> None:
             print(f"(wrote {path}: {path.stat().st_size / 2**30:.2f} GiB in "
                   f"{time.perf_counter() - started:.0f} s)", file=sys.stderr)
         size = f"{path.stat().st_size / 2**30:.2f} GiB gzip"
-        for cores, pin in (("all", []), ("one", ["taskset", "-c", "0"])):
+        pins = {"all": [], "one": ["taskset", "-c", "0"]}
+        for cores, pin in pins.items():
+            if args.cores not in (cores, "both"):
+                continue
             base = child(pin + bare_dnaio(path))
             print(row(reads, size, f"{cores} | bare dnaio parse", base, None), flush=True)
             for dry in (True, False):

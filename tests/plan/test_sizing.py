@@ -82,3 +82,17 @@ def test_explicit_sizes_still_win(tmp_path, tiny_cache, flag, value, shards):
                    "--models", "tiny", flag, value, "--dry-run")
     assert done.returncode == 0, done.stderr
     assert f"shards: {shards}," in done.stdout and "sizing: as asked" in done.stdout
+
+
+def test_submit_warns_naming_the_shards_whose_estimate_passes_the_time_limit(tmp_path,
+                                                                           tiny_cache):
+    """Explicit --shards can ask for tasks longer than --time: submit says which."""
+    done = run_cli("submit", REPO / "examples" / "reads.fa", "--run-dir", tmp_path / "run",
+                   "--models", "tiny", "--shards", "2", "--precision", "fp32", "--time", "1",
+                   "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert "2 shard(s) are estimated past the 1-minute time limit" in done.stderr
+    assert "minutes): 0, 1;" in done.stderr and "re-plan without --shards" in done.stderr
+    fine = run_cli("submit", REPO / "examples" / "reads.fa", "--run-dir", tmp_path / "ok",
+                   "--models", "tiny", "--precision", "fp32", "--time", "60", "--dry-run")
+    assert fine.returncode == 0 and "past the" not in fine.stderr
