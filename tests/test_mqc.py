@@ -39,8 +39,7 @@ def study(tmp_path_factory) -> RunDir:
     run = RunDir(root / "run")
     for shard in plan.shards:
         m = load_manifest(run, shard.index)
-        write_fake_task(run.task(shard.index), m.ordinals, m.ids, m.lengths, m.chunks,
-                        part_rows=16)
+        write_fake_task(run.task(shard.index), *m.computed_rows(), part_rows=16)
     assert reduce_run(run).ok
     return run
 

@@ -360,7 +360,7 @@ def test_dry_run_prints_the_samples_above_the_shards_elided_past_40(tmp_path):
     study = write_study(tmp_path, [1] * 45)
     table = plan_input(study, tmp_path / "run", shards=2, dry_run=True).table()
     lines = table.splitlines()
-    assert lines[0].split() == ["sample", "sequences", "chunks", "est_GPU_h"]
+    assert lines[0].split() == ["sample", "sequences", "chunks", "dup%", "est_GPU_h"]
     assert [lines[1].split()[0], lines[21], lines[41].split()[0]] == ["S0", "   ...", "S44"]
     assert lines[42] == f"samples: 45 (from {study.sheet})" and lines[43] == ""
     assert lines[44].split()[0] == "shard" and "imbalance" in table

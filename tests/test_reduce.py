@@ -26,8 +26,8 @@ LENGTHS = [0, 150, 499, 500, 501, 1200, 3000, 60, 10_001, 800] * 6
 
 def run_task(run_dir, index, **kw):
     kw.setdefault("part_rows", 16)  # few parts: every part costs fsyncs
-    m = load_manifest(run_dir, index)
-    write_fake_task(RunDir(run_dir).task(index), m.ordinals, m.ids, m.lengths, m.chunks, **kw)
+    m = load_manifest(run_dir, index)   # the rows the task computes: duplicates aside
+    write_fake_task(RunDir(run_dir).task(index), *m.computed_rows(), **kw)
 
 
 def planned(tmp_path, name="run", shards=7, lengths=LENGTHS):

@@ -46,14 +46,15 @@ def fake_run(tmp_path: Path, records: list[tuple[str, str]], shards: int = 2,
     for shard in plan.shards:
         m = load_manifest(run_dir, shard.index)
         task = RunDir(run_dir).task(shard.index)
+        ordinals, ids, lengths, chunks = m.computed_rows()   # duplicates aside
         if all_skipped:
             writer = PartWriter(task, WIDTHS, {"classifier": "c" * 8})
             write_accounting(task, [{"id": i, "length": n, "chunks": c, "kept_frames": 0,
                                      "skip_reason": "all_frames_have_stop"}
-                                    for i, n, c in zip(m.ids, m.lengths, m.chunks)])
+                                    for i, n, c in zip(ids, lengths, chunks)])
             writer.write_done(started=time.time(), gpu="cpu", rate=0.0)
         else:
-            write_fake_task(task, m.ordinals, m.ids, m.lengths, m.chunks, part_rows=8)
+            write_fake_task(task, ordinals, ids, lengths, chunks, part_rows=8)
     assert reduce_run(run_dir).ok
     return run_dir
 

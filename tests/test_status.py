@@ -216,14 +216,17 @@ def test_progress_by_sample_follows_the_shards_holding_it(tmp_path):
     rows = {row["sample"]: row for row in status["samples"]}
     for k, sample in enumerate(plan.samples):
         held = [(s, shard) for s in plan.shards for shard in s.samples if shard[0] == k]
-        done = sum(shard[2] for s, shard in held if s.index == 0) + \
-            sum(shard[2] / 4 for s, shard in held if s.index == 1)
+        fed = [(s, n) for s in plan.shards for f, n in s.feeds if f == k]
+        done = sum(shard[1] for s, shard in held if s.index == 0) + \
+            sum(shard[1] / 4 for s, shard in held if s.index == 1) + \
+            sum(n for s, n in fed if s.index == 0) + sum(n / 4 for s, n in fed if s.index == 1)
         row = rows[sample.name]
-        assert row["shards"] == len(held) and row["sequences"] == sample.sequences
-        assert row["done_fraction"] == pytest.approx(done / sample.chunks, abs=1e-4)
+        assert row["shards"] == len({s.index for s, _ in held} | {s.index for s, _ in fed})
+        assert row["sequences"] == sample.sequences
+        assert row["done_fraction"] == pytest.approx(done / sample.sequences, abs=1e-4)
         states = {s.index: state for s, state in zip(plan.shards, ("done", "running", "pending",
                                                                   "pending", "pending"))}
-        want = {states[s.index] for s, _ in held}
+        want = {states[s.index] for s, _ in held + fed}
         assert row["state"] == ("done" if want == {"done"} else
                                 "running" if "running" in want else "pending")
     assert sample_progress(plan, status["shards"]) == status["samples"]

@@ -6,7 +6,8 @@ any MultiQC finds them, the one in a pipeline's own container included):
 - `general_stats`: the General Statistics columns per sample: input sequences, predicted,
   virus calls (and their share of the predicted), skipped, and skipped by reason (hidden by
   default; MultiQC's column chooser shows them). A count the accounting does not hold is left
-  out, never made up: `duplicates` counts the reads equal to an earlier one of the run.
+  out, never made up: `duplicates` (the reads equal to an earlier one of the run) appears
+  only for samples that have some.
 - `calls`: a bar per sample, virus + others + skipped by reason = its input sequences.
 - `best_virus_score`: per sample, how many predicted sequences have their best virus score
   (max score2 over their kept frames) in each of scores.SCORE_EDGES' bins.
@@ -55,6 +56,8 @@ def _stats_row(account: Mapping) -> dict:
     """A sample's General Statistics values (only what its accounting holds)."""
     reasons = account["skipped_by_reason"]
     row = {**account, **{f"skipped_{r}": reasons.get(r, 0) for r in SKIP_REASONS}}
+    if not row.get("duplicates"):
+        row.pop("duplicates", None)       # a column only where there are duplicates
     if account["predicted"]:
         row["virus_percent"] = 100.0 * account["virus_sequences"] / account["predicted"]
     return {key: row[key] for key in GENERAL_STATS if key in row}

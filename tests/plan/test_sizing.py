@@ -87,12 +87,13 @@ def test_explicit_sizes_still_win(tmp_path, tiny_cache, flag, value, shards):
 def test_submit_warns_naming_the_shards_whose_estimate_passes_the_time_limit(tmp_path,
                                                                            tiny_cache):
     """Explicit --shards can ask for tasks longer than --time: submit says which."""
+    small = ("--cpus-per-task", "1", "--mem", "1G", "--dry-run")   # fits a test cluster too
     done = run_cli("submit", REPO / "examples" / "reads.fa", "--run-dir", tmp_path / "run",
                    "--models", "tiny", "--shards", "2", "--precision", "fp32", "--time", "1",
-                   "--dry-run")
+                   *small)
     assert done.returncode == 0, done.stderr
     assert "2 shard(s) are estimated past the 1-minute time limit" in done.stderr
     assert "minutes): 0, 1;" in done.stderr and "re-plan without --shards" in done.stderr
     fine = run_cli("submit", REPO / "examples" / "reads.fa", "--run-dir", tmp_path / "ok",
-                   "--models", "tiny", "--precision", "fp32", "--time", "60", "--dry-run")
+                   "--models", "tiny", "--precision", "fp32", "--time", "60", *small)
     assert fine.returncode == 0 and "past the" not in fine.stderr

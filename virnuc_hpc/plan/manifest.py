@@ -115,13 +115,17 @@ class Manifest:
     def digests(self) -> np.ndarray:
         return self.rows["digest"]
 
+    def computed_rows(self) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
+        """(ordinals, IDs, lengths, chunks) of the sequences its task computes."""
+        keep = self.computed
+        return self.ordinals[keep], [i for i, k in zip(self.ids, keep.tolist()) if k], \
+            self.lengths[keep], self.chunks[keep]
+
     def expectation(self, widths: Mapping[str, int] | None = None,
                     fingerprints: Mapping[str, str] | None = None) -> Expectation:
         """What its task writes: the sequences it computes, duplicates aside."""
-        keep = self.computed
-        ids = [i for i, k in zip(self.ids, keep.tolist()) if k]
-        return Expectation(ids, self.lengths[keep].tolist(), self.chunks[keep].tolist(),
-                           widths, fingerprints)
+        _, ids, lengths, chunks = self.computed_rows()
+        return Expectation(ids, lengths.tolist(), chunks.tolist(), widths, fingerprints)
 
 
 def read_manifest_json(run_dir: str | os.PathLike, index: int) -> dict:
