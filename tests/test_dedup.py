@@ -162,3 +162,15 @@ def test_a_failed_representative_holds_back_its_copies(tiny_cache, tmp_path):
     run_all(run_dir, [source.index])
     assert reduce_run(run_dir).ok
     assert load_manifest(run_dir, source.index).representatives.size
+
+
+def test_the_report_shows_what_the_duplicates_saved(tiny_cache, tmp_path):
+    from virnuc_hpc.report import write_report
+
+    sheet = duplicate_study(tmp_path / "study", 0.5, samples=4, size=12)
+    computed(sheet, tmp_path / "run")
+    write_report(tmp_path / "run")
+    page = RunDir(tmp_path / "run").report.read_text()
+    summary = json.loads(RunDir(tmp_path / "run").summary.read_text())
+    saved = f"{100 * summary['reused']['encoder_work_saved']:.1f}% of the encoder work saved"
+    assert f"Duplicate reads: {summary['reused']['sequences']:,} of" in page and saved in page

@@ -1,5 +1,5 @@
-"""`virnuc-hpc plan`: bin-pack the input (one file, several, or a sample sheet) into shard
-manifests, sized by GPU time for where the tasks will run."""
+"""`virnuc-hpc plan`: cut the input (one file, several, or a sample sheet) into shards of
+equal work, sized by GPU time for where the tasks will run."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from ..sequences import CHUNK_SIZES
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("plan", help="bin-pack the input by cost into shard manifests",
+    p = sub.add_parser("plan", help="cut the input into shards of equal work (manifests)",
                        description="Read the inputs once and write one manifest per shard and "
                                    "plan.json (with the run's fingerprint). Several files or a "
                                    "sample sheet are packed together and give per-sample "

@@ -126,17 +126,20 @@ def _open(path: Path) -> BinaryIO:
 def _fastq(stream: BinaryIO) -> Iterator[Block]:
     import dnaio
 
-    first, names, ids, seqs = 0, [], [], []
+    first = 0
     with dnaio.open(stream, fileformat="fastq") as reader:
-        for record in reader:
-            names.append(record.name)
-            ids.append(record.id)
-            seqs.append(record.sequence)
-            if len(seqs) == FASTQ_BLOCK:
-                yield _fastq_block(first, names, ids, seqs)
-                first, names, ids, seqs = first + len(seqs), [], [], []
-    if seqs:
-        yield _fastq_block(first, names, ids, seqs)
+        records = iter(reader)
+        while True:
+            names, ids, seqs = [], [], []
+            name, rid, seq = names.append, ids.append, seqs.append  # the per-record loop
+            for record in islice(records, FASTQ_BLOCK):
+                name(record.name)
+                rid(record.id)
+                seq(record.sequence)
+            if not seqs:
+                return
+            yield _fastq_block(first, names, ids, seqs)
+            first += len(seqs)
 
 
 def _fastq_block(first: int, names: list[str], ids: list[str], seqs: list[str]) -> Block:
