@@ -405,3 +405,16 @@ def test_a_gpu_that_cannot_run_the_planned_precision_is_refused_before_any_model
     assert "DeviceError" in RunDir(run_dir).task(0).failed.read_text()
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (9, 0))
     task_module.check_device(TaskOptions(device="cuda", precision="bf16"), 0)  # an H100 runs it
+
+
+def test_a_temp_file_left_after_done_is_swept_by_the_next_run(small_run):
+    """Found by the duplicate study's soak: a task killed while writing its last heartbeat,
+    after DONE, left `.heartbeat.json.*.tmp`; the rerun finds the shard done and sweeps it."""
+    from virnuc_hpc.task import run_task, task_options
+
+    run_all(small_run, [0])
+    task = RunDir(small_run).task(0)
+    left = task.root / ".heartbeat.json.killed.tmp"
+    left.write_text("{")
+    assert run_task(small_run, 0, task_options(small_run, "cpu")).status == "already-done"
+    assert not left.exists()

@@ -130,6 +130,7 @@ def _run_task(run: RunDir, index: int, options: TaskOptions) -> TaskResult:
     contained(run.root, task.root)  # never written through a symlink out of the run dir
     if _verified_done(task, expectation):
         log.info("shard %d is already done and verified: nothing to do", index)
+        _sweep_if_alone(task)
         done = read_done(task.root)
         return TaskResult(index, "already-done", done["rows"], done["sequences"])
     with _exclusive(task.root, index) as alone:
@@ -176,6 +177,20 @@ def _sweep_temp_files(task) -> None:
     """Remove temp files left by a killed writer (only while holding the task's lock)."""
     for path in task.root.glob(".*.tmp"):
         path.unlink(missing_ok=True)
+
+
+def _sweep_if_alone(task) -> None:
+    """A task killed after DONE (writing its last heartbeat) leaves that temp file: it is
+    swept when no other process holds the shard (never a wait, never an error)."""
+    lock = FileLock(task.root / ".run-task.lock", timeout=0)
+    try:
+        lock.acquire()
+    except (Timeout, OSError):
+        return
+    try:
+        _sweep_temp_files(task)
+    finally:
+        lock.release()
 
 
 def _verified_done(task, expectation) -> bool:
