@@ -46,3 +46,17 @@ def test_distinct_keys_have_no_repeats(tmp_path):
     file = KeyFile(tmp_path)
     file.add(np.arange(10_000, dtype=np.uint64) * np.uint64(2654435761))
     assert [a.tolist() for a in repeats(file, tmp_path)] == [[], []]
+
+
+def test_keys_sharing_their_first_word_are_told_apart_by_the_rest(tmp_path):
+    """Two-word keys whose first words collide (a few values) but whose second words differ:
+    the whole key decides, and each representative is its key's first position."""
+    rng = np.random.default_rng(7)
+    pool = np.column_stack([rng.integers(0, 4, 300), rng.integers(0, 2**62, 300)]).astype(
+        np.uint64)
+    keys = pool[rng.integers(0, len(pool), 4000)]
+    file = KeyFile(tmp_path, 2)
+    file.add(keys)
+    positions, representatives = repeats(file, tmp_path)
+    file.close()
+    assert (positions.tolist(), representatives.tolist()) == by_dictionary(keys)

@@ -86,12 +86,6 @@ def _in_memory(keys: KeyFile) -> tuple[np.ndarray, np.ndarray]:
     return _repeats_of(np.column_stack([words, np.arange(len(words))]), keys.width)
 
 
-def _all_distinct(lead: np.ndarray) -> bool:
-    """No two first words equal (the common case, decided by one sort of one column)."""
-    ordered = np.sort(lead)
-    return not (ordered[1:] == ordered[:-1]).any()
-
-
 def _split(keys: KeyFile, folder: Path, bits: int) -> list[Path]:
     """Bucket files of (key words..., position), by the top `bits` bits of the first word."""
     paths = [folder / f"{b:05d}" for b in range(1 << bits)]
@@ -119,17 +113,23 @@ def _repeats_in(path: Path, width: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _repeats_of(rows: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """(positions, representatives) among rows of (key words..., position)."""
-    if len(rows) < 2 or _all_distinct(rows[:, 0]):
+    """(positions, representatives) among rows of (key words..., position). One sort on the
+    first word groups the keys; the whole key is sorted only when two keys share a first
+    word and differ after it. A representative is the first position of its key."""
+    if len(rows) < 2:
         return np.empty(0, np.int64), np.empty(0, np.int64)
-    order = np.lexsort([rows[:, width]] + [rows[:, w] for w in reversed(range(width))])
-    rows = rows[order]
-    same = (rows[1:, :width] == rows[:-1, :width]).all(axis=1)
+    rows = rows[np.argsort(rows[:, 0])]
+    same = rows[1:, 0] == rows[:-1, 0]
+    if not same.any():
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    if width > 1 and not (rows[1:, 1:width][same] == rows[:-1, 1:width][same]).all():
+        rows = rows[np.lexsort([rows[:, w] for w in reversed(range(width))])]
+        same = (rows[1:, :width] == rows[:-1, :width]).all(axis=1)
     starts = np.flatnonzero(np.r_[True, ~same])           # first row of each key
     group = np.cumsum(np.r_[True, ~same]) - 1
-    sizes = np.bincount(group)
-    keep = sizes[group] > 1
-    return rows[keep, width], rows[starts[group[keep]], width]
+    keep = np.diff(np.r_[starts, len(rows)])[group] > 1
+    first = np.minimum.reduceat(rows[:, width], starts)
+    return rows[keep, width], first[group[keep]]
 
 
 # -- duplicates of a whole study, written sorted to files --------------------------------------
@@ -182,8 +182,7 @@ class _Ranges:
         pairs = np.empty(len(positions), PAIR_DTYPE)
         pairs["ordinal"], pairs["rep"] = positions, representatives
         self._spill(self.pairs, pairs, positions)
-        reps = np.unique(representatives)
-        self._spill(self.reps, reps, reps)
+        self._spill(self.reps, representatives, representatives)
 
     def _spill(self, handles: list, rows: np.ndarray, where: np.ndarray) -> None:
         part = where // self.width
@@ -199,8 +198,8 @@ class _Ranges:
         counts = [0, 0]
         for k in range(self.parts):
             pairs = np.fromfile(self.folder / f"p{k:05d}", PAIR_DTYPE)
-            pairs_out.write(np.sort(pairs, order="ordinal").tobytes())
-            reps = np.unique(np.fromfile(self.folder / f"r{k:05d}", np.int64))
+            pairs_out.write(pairs[np.argsort(pairs["ordinal"])].tobytes())
+            reps = _distinct(np.fromfile(self.folder / f"r{k:05d}", np.int64))
             reps_out.write(reps.tobytes())
             counts = [counts[0] + len(pairs), counts[1] + len(reps)]
         return counts[0], counts[1]
@@ -209,3 +208,9 @@ class _Ranges:
         for handle in (*self.pairs, *self.reps):
             handle.close()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """np.unique by one sort (numpy's hash-based unique is slower on many integers)."""
+    values = np.sort(values)
+    return values[np.r_[True, values[1:] != values[:-1]]] if len(values) else values
