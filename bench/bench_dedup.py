@@ -13,8 +13,9 @@ frames in the output (the goal: the unique share), the encoder stage's time (the
 sleep) and the tasks' wall time, with dedup over without (the goal: <= unique share + 0.05
 for the encoder stage), and checks that the results files are byte-identical.
 
-`plan`: gzip FASTQ of `--reads` 150-bp reads, a third of them copies, planned with and without
-dedup in child processes: wall, CPU, peak RSS and the ratio (goal: <= 1.3x, under 1 GB).
+`plan`: gzip FASTQ of `--reads` 150-bp reads (bench_plan_speed's writer), a third of them
+copies, planned with and without dedup in child processes: wall, CPU, peak RSS and the ratio
+(goal: <= 1.3x, under 1 GB).
 """
 
 from __future__ import annotations
@@ -35,21 +36,20 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def write_reads(path: Path, reads: int, fraction: float, seed: int = 4, fastq: bool = False):
+def write_reads(path: Path, reads: int, fraction: float, seed: int = 4):
     """150-bp coding-like reads, `fraction` of them copies of an earlier read."""
     from virnuc_hpc import synthetic
 
     rng = np.random.default_rng(seed)
     fresh = (seq for _, seq in synthetic.reads(reads, 150, 150, seed=seed))
     pool: list[str] = []
-    opener = __import__("gzip").open if path.suffix == ".gz" else open
-    with opener(path, "wt") as out:
+    with open(path, "w") as out:
         for i in range(reads):
             seq = pool[int(rng.integers(len(pool)))] if pool and rng.random() < fraction \
                 else next(fresh)
             if len(pool) < 200_000:
                 pool.append(seq)
-            out.write(f"@r{i}\n{seq}\n+\n{'F' * len(seq)}\n" if fastq else f">r{i}\n{seq}\n")
+            out.write(f">r{i}\n{seq}\n")
 
 
 class StandIn:
@@ -149,29 +149,12 @@ def plan_child(path: Path, run: Path, dedup: bool) -> dict:
     return got
 
 
-def write_fastq(path: Path, reads: int, fraction: float, block: int = 200_000) -> None:
-    """Random 150-bp reads, `fraction` of them copies of an earlier read of their block, gzip
-    (ISA-L level 1, two threads): written at numpy speed, since `plan`'s time is the point."""
-    from isal import igzip_threaded
-
-    rng = np.random.default_rng(5)
-    bases = np.frombuffer(b"ACGT", np.uint8)
-    with igzip_threaded.open(path, "wb", compresslevel=1, threads=2) as out:
-        for first in range(0, reads, block):
-            n = min(block, reads - first)
-            seqs = bases[rng.integers(0, 4, (n, 150), dtype=np.uint8)]
-            copies = np.flatnonzero(rng.random(n) < fraction)
-            copies = copies[copies > 0]
-            originals = np.setdiff1d(np.arange(n), copies)   # each copy: an earlier original
-            seqs[copies] = seqs[originals[rng.integers(0, np.searchsorted(originals, copies))]]
-            out.write(b"".join(b"@r%d\n%s\n+\n%s\n" % (first + i, seqs[i].tobytes(),
-                                                          b"F" * 150) for i in range(n)))
-
-
 def plan(args) -> None:
     path = args.dir / f"reads-{args.reads}-dups.fq.gz"
     if not path.exists():
-        write_fastq(path, args.reads, 1 / 3)
+        from bench_plan_speed import write_fastq
+
+        write_fastq(path, args.reads, copies=1 / 3)
     plan_child(path, args.dir / "warm", False)     # the tiny model cache, filled
     every = plan_child(path, args.dir / "run", False)
     dedup = plan_child(path, args.dir / "run", True)

@@ -36,8 +36,9 @@ sys.path.insert(0, str(REPO))
 QUALITIES = np.frombuffer(b"FFFFFFFFFFFF:FF,F:F#", np.uint8)
 
 
-def write_fastq(path: Path, reads: int, block: int = 200_000) -> None:
-    """Random 150-bp reads, gzip (ISA-L level 1, two threads)."""
+def write_fastq(path: Path, reads: int, copies: float = 0.0, block: int = 200_000) -> None:
+    """Random 150-bp reads, gzip (ISA-L level 1, two threads); a share `copies` of them are
+    copies of an earlier original read of their block."""
     from isal import igzip_threaded
 
     rng = np.random.default_rng(0)
@@ -46,10 +47,20 @@ def write_fastq(path: Path, reads: int, block: int = 200_000) -> None:
         for first in range(0, reads, block):
             n = min(block, reads - first)
             seqs = bases[rng.integers(0, 4, (n, 150), dtype=np.uint8)]
+            if copies:
+                _copy_earlier(rng, seqs, copies)
             quals = QUALITIES[rng.integers(0, len(QUALITIES), (n, 150), dtype=np.uint8)]
             out.write(b"".join(b"@SIM:1:FCX:1:%d:%d:%d 1:N:0:ACGT\n%s\n+\n%s\n" % (
                 first // 10_000, i, first + i, seqs[i].tobytes(), quals[i].tobytes())
                 for i in range(n)))
+
+
+def _copy_earlier(rng: np.random.Generator, seqs: np.ndarray, share: float) -> None:
+    """Overwrite a share of the rows with copies of earlier rows that stay original."""
+    copies = np.flatnonzero(rng.random(len(seqs)) < share)
+    copies = copies[copies > 0]
+    originals = np.setdiff1d(np.arange(len(seqs)), copies)
+    seqs[copies] = seqs[originals[rng.integers(0, np.searchsorted(originals, copies))]]
 
 
 def child(argv: list[str]) -> dict:
