@@ -235,8 +235,8 @@ def test_a_plan_of_an_older_format_is_refused_with_the_fix(tmp_path):
     fasta = write_fasta(tmp_path / "in.fa", [100, 200])
     plan_input(fasta, tmp_path / "run", shards=1)
     path = tmp_path / "run" / "plan.json"
-    path.write_text(path.read_text().replace('"format": 4', '"format": 3'))
-    with pytest.raises(UserError, match=r"plan format 3, this virnuc-hpc reads format 4 .*"
+    path.write_text(path.read_text().replace('"format": 5', '"format": 3'))
+    with pytest.raises(UserError, match=r"plan format 3, this virnuc-hpc reads format 5 .*"
                                         r"fix: plan the input again in a new run dir"):
         load_plan(tmp_path / "run")
 
@@ -266,7 +266,7 @@ def test_a_study_is_packed_together_with_global_ordinals_and_a_sample_column(tmp
 
     study = write_study(tmp_path, [40, 3, 1, 120, 9])
     plan = plan_input(study, tmp_path / "run", shards=4)
-    assert plan.per_sample and plan.format == 4 and plan.imbalance <= 1.25
+    assert plan.per_sample and plan.format == 5 and plan.imbalance <= 1.25
     assert [s.name for s in plan.samples] == ["S0", "S1", "S2", "S3", "S4"]
     assert [s.sequences for s in plan.samples] == [40, 3, 1, 120, 9] and plan.sequences == 173
     assert plan.samples[3].sha256 == sha256_file(study.samples[3].path)

@@ -8,8 +8,12 @@ sequences into float32 rows [n, dim] in input order:
 - `EsmEncoder`: mean of the last layer's representation (after `emb_layer_norm_after`) over
   residue positions 1..min(len, 1024): BOS, EOS and padding excluded.
 
-Batches are length-sorted and bounded by a padded-token budget. `fp32` runs the reference
-forward (fair-esm's own; DNABERT eager attention); `bf16`/`fp16` run fused attention (SDPA).
+Given the run's fixed `Shapes` (the default in a run), a batch is packed and computed in fixed
+shapes (models/packed.py), so that a row's bits depend on that row alone: batches are then cut
+by a budget of packed tokens, and what shares a batch (or an OOM retry's split) changes nothing.
+Without them (`shapes=None`), batches are length-sorted and bounded by a padded-token budget, and
+`fp32` runs the reference forward (fair-esm's own; DNABERT eager attention); `bf16`/`fp16` run
+fused attention (SDPA) on either path.
 Pooling happens on the device; only [B, dim] goes to the host. On CUDA out-of-memory the budget
 is halved and the batch split and retried; only a single sequence that does not fit is fatal.
 Every row is checked finite and of the right width before it is returned.
@@ -32,6 +36,7 @@ from .errors import ConfigError, IntegrityError
 from .faults import fault_point
 from .fsio import atomic_write
 from .models.esm_fast import FastEsm2
+from .models.packed import Group, Packed, Shapes, one_thread, pack
 from .runconfig import check_compile
 
 log = logging.getLogger(__name__)
@@ -79,6 +84,27 @@ def token_batches(lengths: Sequence[int], tokens_per_batch: int,
             batches.append(current)
             current = []
         current.append(index)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def packed_batches(lengths: Sequence[int], tokens_per_batch: int,
+                   chunk: int) -> list[list[int]]:
+    """Indices, longest first, cut into batches of at most `tokens_per_batch` packed tokens
+    (rounded down to whole chunks, at least one chunk); a longer sequence is a batch alone."""
+    if tokens_per_batch < 1:
+        raise ConfigError(f"tokens per batch must be >= 1, got {tokens_per_batch}")
+    budget = max(chunk, tokens_per_batch // chunk * chunk)
+    batches: list[list[int]] = []
+    current: list[int] = []
+    used = 0
+    for index in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
+        if current and used + lengths[index] > budget:
+            batches.append(current)
+            current, used = [], 0
+        current.append(index)
+        used += lengths[index]
     if current:
         batches.append(current)
     return batches
@@ -168,8 +194,9 @@ class Encoder:
     pad_id: int
 
     def __init__(self, device: str = "cpu", precision: str = "fp32",
-                 tokens_per_batch: int | None = None):
+                 tokens_per_batch: int | None = None, shapes: Shapes | None = None):
         check_device(device, precision)
+        self.shapes = shapes  # fixed shapes: rows independent of their batch (None: sorted)
         self.device = torch.device(device)
         self.precision = precision
         self.dtype = PRECISIONS[precision]
@@ -232,35 +259,66 @@ class Encoder:
         lengths = [len(t) for t in tokens]
         if self.tokens_per_batch is None and lengths:
             self.tokens_per_batch = self.size_budget(max(lengths))
-        queue = deque(reversed(token_batches(lengths, self.tokens_per_batch or 1)))
+        queue = deque(self.cut(lengths, self.tokens_per_batch or 1))
         while queue:
             batch = queue.popleft()
-            if len(batch) > 1 and padded_tokens(batch, lengths) > self.tokens_per_batch:
-                queue.extendleft(reversed(split_batch(batch, lengths, self.tokens_per_batch)))
+            divisible = self.divisible(batch, lengths)
+            if divisible and self.cost(batch, lengths) > self.budget():
+                queue.extendleft(reversed([[batch[j] for j in sub] for sub in self.cut(
+                    [lengths[i] for i in batch], self.tokens_per_batch)]))
                 continue
             names = [self.name(ids, i) for i in batch]
-            rows = self.try_forward([tokens[i] for i in batch], names)
+            rows = self.try_forward([tokens[i] for i in batch], names, divisible)
             if rows is None:
-                self.shrink(padded_tokens(batch, lengths), names)
+                self.shrink(self.cost(batch, lengths), names)
                 queue.appendleft(batch)
                 continue
             check_rows(rows, self.dim, names)
             fault_point("embed.batch", type(self).__name__)
             yield batch, rows
 
+    def cut(self, lengths: Sequence[int], budget: int) -> list[list[int]]:
+        """Batches of input indices in the order they run (the longest first)."""
+        if self.shapes is not None:
+            return packed_batches(lengths, budget, self.shapes.chunk_tokens)
+        return token_batches(lengths, budget)[::-1]
+
+    def cost(self, batch: Sequence[int], lengths: Sequence[int]) -> int:
+        """The tokens a batch holds: padded (sorted batches) or packed."""
+        if self.shapes is None:
+            return padded_tokens(batch, lengths)
+        return sum(lengths[i] for i in batch)
+
+    def budget(self) -> int:
+        """Tokens a batch may hold now; packed batches hold whole chunks, one at least."""
+        if self.shapes is None:
+            return self.tokens_per_batch
+        chunk = self.shapes.chunk_tokens
+        return max(chunk, self.tokens_per_batch // chunk * chunk)
+
+    def divisible(self, batch: Sequence[int], lengths: Sequence[int]) -> bool:
+        """Whether splitting `batch` would use less memory: more than one sequence, and
+        (packed) more than one chunk of tokens."""
+        if self.shapes is None:
+            return len(batch) > 1
+        return len(batch) > 1 and self.cost(batch, lengths) > self.shapes.chunk_tokens
+
     @staticmethod
     def name(ids: Sequence[str] | None, index: int) -> str:
         return f"#{index}" if ids is None else f"{ids[index]!r} (#{index})"
 
-    def try_forward(self, tokens: list[np.ndarray], names: list[str]) -> np.ndarray | None:
+    def try_forward(self, tokens: list[np.ndarray], names: list[str],
+                    divisible: bool = True) -> np.ndarray | None:
         """Rows for one batch, or None if it ran out of GPU memory and can be split."""
         try:
             return self.forward(tokens)
         except torch.cuda.OutOfMemoryError as exc:
-            if len(tokens) == 1:
+            if not divisible:
+                what = (f"sequence {names[0]} ({len(tokens[0])} tokens) alone" if len(tokens) == 1
+                        else f"one chunk of {len(tokens)} sequences ({names[0]}..{names[-1]})")
                 raise torch.cuda.OutOfMemoryError(
-                    f"sequence {names[0]} ({len(tokens[0])} tokens) alone does not fit in "
-                    f"{self.device} memory at {self.precision}: {exc}") from exc
+                    f"{what} does not fit in {self.device} memory at {self.precision}: "
+                    f"{exc}") from exc
         return None  # the handler has returned: its frames (and activations) are released
 
     def shrink(self, failed_tokens: int, names: list[str]) -> None:
@@ -274,6 +332,10 @@ class Encoder:
 
     @torch.inference_mode()
     def forward(self, tokens: list[np.ndarray]) -> np.ndarray:
+        if self.shapes is not None:
+            with one_thread(self.device):
+                packed = pack(tokens, self.shapes, self.pad_id, self.device)
+                return self.packed_pooled(packed).cpu().numpy()
         batch = pad_batch(tokens, self.pad_id)
         lengths = torch.tensor([len(t) for t in tokens])
         if self.device.type == "cuda":
@@ -282,9 +344,9 @@ class Encoder:
         return self.pooled(batch, lengths.to(self.device, non_blocking=True)).cpu().numpy()
 
 
-def split_batch(batch: list[int], lengths: Sequence[int], budget: int) -> list[list[int]]:
-    """Re-cut `batch` (input indices) into sub-batches that fit `budget`."""
-    return [[batch[j] for j in sub] for sub in token_batches([lengths[i] for i in batch], budget)]
+    def packed_pooled(self, batch: Packed) -> torch.Tensor:
+        """[n, dim] float32 rows of a packed batch (models/packed.py)."""
+        raise NotImplementedError
 
 
 class EsmEncoder(Encoder):
@@ -294,16 +356,19 @@ class EsmEncoder(Encoder):
 
     def __init__(self, model: torch.nn.Module, alphabet, device: str = "cpu",
                  precision: str = "fp32", tokens_per_batch: int | None = None,
-                 compile_layers: bool = False):
+                 compile_layers: bool = False, shapes: Shapes | None = None):
         check_compile(compile_layers, precision)
-        super().__init__(device, precision, tokens_per_batch)
+        if shapes is not None and not is_esm2(model):
+            raise ConfigError(f"fixed-shape batches need an ESM-2 model; {type(model).__name__} "
+                              "runs fair-esm's own forward (sorted batches)")
+        super().__init__(device, precision, tokens_per_batch, shapes)
         self.model = model.eval().to(device=self.device, dtype=self.dtype)
         self.alphabet = alphabet
         self.dim = model.embed_tokens.embedding_dim
         self.pad_id = alphabet.padding_idx
         self.layer = model.num_layers
         self.fast = None
-        if precision != "fp32" and is_esm2(model):
+        if (precision != "fp32" or shapes is not None) and is_esm2(model):
             self.fast = FastEsm2(self.model, compile_layers=compile_layers)
         elif compile_layers:
             raise ConfigError("compile applies to ESM-2 models (the fused path); "
@@ -340,6 +405,16 @@ class EsmEncoder(Encoder):
         keep = (positions >= 1) & (positions <= last)
         return masked_mean(self.hidden(tokens), keep)
 
+    def packed_pooled(self, batch: Packed) -> torch.Tensor:
+        return batch.pooled(self.fast.packed(batch), residues)
+
+
+def residues(group: Group) -> torch.Tensor:
+    """[rows, width]: the residue positions ESM pooling keeps, 1..min(len - 2, 1024)."""
+    positions = torch.arange(group.width, device=group.lengths.device)
+    last = (group.lengths - 2).clamp(max=ESM_POOL_MAX).unsqueeze(1)
+    return (positions >= 1) & (positions <= last)
+
 
 def is_esm2(model: torch.nn.Module) -> bool:
     from esm.model.esm2 import ESM2
@@ -371,10 +446,10 @@ class DnabertEncoder(Encoder):
 
     def __init__(self, model: torch.nn.Module, tokenizer=None, device: str = "cpu",
                  precision: str = "fp32", tokens_per_batch: int | None = None,
-                 compile_layers: bool = False):
+                 compile_layers: bool = False, shapes: Shapes | None = None):
         if compile_layers:
             raise ConfigError("--compile applies to ESM-2 models; DNABERT-S runs uncompiled")
-        super().__init__(device, precision, tokens_per_batch)
+        super().__init__(device, precision, tokens_per_batch, shapes)
         self.model = model.eval().to(device=self.device, dtype=self.dtype)
         self.model.set_attention("eager" if precision == "fp32" else "sdpa")
         self.tokenizer = tokenizer
@@ -395,6 +470,9 @@ class DnabertEncoder(Encoder):
         positions = torch.arange(tokens.shape[1], device=tokens.device)
         keep = positions < lengths.unsqueeze(1)  # every real token, [CLS] and [SEP] included
         return masked_mean(self.model(tokens, keep.long()), keep)
+
+    def packed_pooled(self, batch: Packed) -> torch.Tensor:
+        return batch.pooled(self.model.packed(batch), Group.keys)
 
 
 # ---- files: FASTA in, safetensors out ------------------------------------------------------

@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from .errors import ConfigError
+from .models.shapes import CPU_SHAPES, GPU_SHAPES, WIDTH_STEP, Shapes
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 PRECISION_CHOICES = ("auto", *PRECISIONS)  # auto: settled at plan for where the tasks run
@@ -24,13 +25,36 @@ class RunConfig:
     compile: bool = False  # torch.compile the ESM-2 layers of the bf16/fp16 fused path
     features: str = DEFAULT_FEATURES  # stored per kept frame: fp32, fp16 or none (scores only)
     dedup: bool = True  # identical reads run-wide, and identical frames in a part, once
+    invariant: bool = True  # fixed-shape batches: a row's bits never depend on its batch
+    chunk_tokens: int = CPU_SHAPES.chunk_tokens  # the fixed shapes (models/shapes.py), settled
+    group_tokens: int = CPU_SHAPES.group_tokens  # at plan for where the tasks run
+
+    @property
+    def shapes(self) -> Shapes | None:
+        """The run's fixed shapes, or None for length-sorted batches (`--no-invariant`)."""
+        return Shapes(self.chunk_tokens, self.group_tokens) if self.invariant else None
+
+    def batching(self) -> dict:
+        """How the run batches, as plan.json records it (beside the precision)."""
+        if not self.invariant:
+            return {"invariant": False, "batches": "length-sorted, padded-token budget"}
+        return {"invariant": True, "chunk_tokens": self.chunk_tokens,
+                "group_tokens": self.group_tokens, "width_step": WIDTH_STEP}
+
+    def describe_batching(self) -> str:
+        """One line for the dry-run table, status and the report."""
+        if not self.invariant:
+            return "length-sorted (--no-invariant): a row's last bits may depend on its batch"
+        return (f"invariant: fixed shapes ({self.chunk_tokens} tokens a call, attention "
+                f"{self.group_tokens} padded tokens a call): a row's bits never depend on its "
+                "batch")
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision {self.precision!r} is not one of "
                               f"{', '.join(PRECISIONS)} (--precision or `precision:` in the "
                               "config)")
-        for name in ("tokens_per_batch", "part_rows"):
+        for name in ("tokens_per_batch", "part_rows", "chunk_tokens", "group_tokens"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
@@ -39,6 +63,9 @@ class RunConfig:
         if not isinstance(self.dedup, bool):
             raise ConfigError(f"dedup must be true or false, got {self.dedup!r} (--no-dedup or "
                               "`dedup:` in the config)")
+        if not isinstance(self.invariant, bool):
+            raise ConfigError(f"invariant must be true or false, got {self.invariant!r} "
+                              "(--no-invariant or `invariant:` in the config)")
 
     def as_dict(self) -> dict:
         """Only non-default values: a default run keeps the same fingerprint as before."""
@@ -79,10 +106,11 @@ def load_config(path: str | Path | None = None, target=None, **overrides) -> Run
     return settle_config(path, target, **overrides)[0]
 
 
-def settle_config(path: str | Path | None = None, target=None, recorded: str | None = None,
-                  **overrides):
-    """(RunConfig, devices.Settled): the options, and the precision with why it was chosen
-    (`recorded`: a planned run's precision, which `auto` keeps)."""
+def settle_config(path: str | Path | None = None, target=None,
+                  recorded: "RunConfig | None" = None, **overrides):
+    """(RunConfig, devices.Settled): the options, and the precision with why it was chosen.
+    What was not given is settled for `target` (devices.Target; None: a CPU): the precision
+    and the fixed shapes; `recorded` (a planned run's options) keeps what that run settled."""
     from .devices import Settled, Target, settle_precision
 
     data = _read(path)
@@ -91,11 +119,22 @@ def settle_config(path: str | Path | None = None, target=None, recorded: str | N
     if requested not in (None, *PRECISION_CHOICES):
         raise ConfigError(f"precision {requested!r} is not one of {', '.join(PRECISION_CHOICES)}"
                           " (--precision or `precision:` in the config)")
+    target = target or Target("this machine")
     if requested in (None, "auto") and recorded is not None:
-        settled = Settled(recorded, "as planned")
+        settled = Settled(recorded.precision, "as planned")
     else:
-        settled = settle_precision(requested, target or Target("this machine"))
+        settled = settle_precision(requested, target)
+    shapes = settle_shapes(target, recorded)
+    for name in ("chunk_tokens", "group_tokens"):
+        data.setdefault(name, getattr(shapes, name))
     return RunConfig.from_dict({**data, "precision": settled.precision}), settled
+
+
+def settle_shapes(target, recorded: "RunConfig | None" = None) -> Shapes:
+    """The fixed shapes for where the tasks run (GPU or CPU), or those a planned run kept."""
+    if recorded is not None:
+        return Shapes(recorded.chunk_tokens, recorded.group_tokens)
+    return GPU_SHAPES if target.uses_gpus else CPU_SHAPES
 
 
 def _read(path: str | Path | None) -> dict:

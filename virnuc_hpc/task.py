@@ -35,6 +35,7 @@ from .faults import fault_point
 from .fsio import make_dirs
 from .embed import MIN_BATCH_TOKENS, DnabertEncoder, EsmEncoder
 from .models import LoadedModels, resolve_profile
+from .models.packed import Shapes, one_thread
 from .prefetch import Ahead, Behind
 from .progress import Progress
 from .rundir import RunDir, contained
@@ -46,6 +47,7 @@ from .store import (AccountingWriter, PartWriter, mark_failed, read_done, read_r
 log = logging.getLogger(__name__)
 
 PREFETCH_ENV = "VIRNUC_HPC_PREFETCH"
+SCORE_ROWS = 256  # the classifier's fixed batch (rows of features per call)
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class TaskOptions:
     prefetch: int = 1  # parts queued ahead of (and behind) the encoders; 0: one thread
     features: str = RunConfig.features  # what the parts keep of the features (runconfig)
     dedup: bool = RunConfig.dedup       # identical frames of a part share one forward
+    shapes: Shapes | None = RunConfig().shapes  # fixed-shape batches (None: length-sorted)
 
 
 class StopRequested(UserError):
@@ -100,7 +103,7 @@ def task_options(run_dir, device: str = "auto") -> TaskOptions:
     heartbeat = float(os.environ.get("VIRNUC_HPC_HEARTBEAT_S", TaskOptions.heartbeat_s))
     return TaskOptions(device, config.precision, config.tokens_per_batch, config.part_rows,
                        heartbeat, config.compile, prefetch_depth(), config.features,
-                       config.dedup)
+                       config.dedup, config.shapes)
 
 
 def prefetch_depth() -> int:
@@ -345,7 +348,8 @@ class FramePipeline:
                  on_rows: Callable[[int], None] | None = None):
         self.on_rows = on_rows  # told after each ESM-2 batch (the bulk of the work)
         common = dict(device=options.device, precision=options.precision,
-                      tokens_per_batch=options.tokens_per_batch)
+                      tokens_per_batch=options.tokens_per_batch, shapes=options.shapes)
+        self.shapes = options.shapes
         tokenizer, dnabert = models.dnabert
         esm, alphabet = models.esm
         self.dnabert = DnabertEncoder(dnabert, tokenizer, **common)
@@ -378,11 +382,23 @@ class FramePipeline:
         return nucleotide, protein, self.scores(np.concatenate([nucleotide, protein], axis=1))
 
     def scores(self, features: np.ndarray) -> np.ndarray:
-        """Softmax of the classifier, padded to `MIN_BATCH_TOKENS` rows like the encoders'
-        batches, so that a frame's scores never depend on how many frames share its part."""
+        """Softmax of the classifier. With fixed shapes, in chunks of exactly SCORE_ROWS rows
+        (the last one padded), so that a frame's scores never depend on how many frames share
+        its part; otherwise padded to `MIN_BATCH_TOKENS` rows."""
+        if self.shapes is not None:
+            return self.fixed_scores(features)
         padded = np.zeros((max(len(features), MIN_BATCH_TOKENS), features.shape[1]), np.float32)
         padded[:len(features)] = features
         with torch.inference_mode():
             logits = self.classifier(torch.from_numpy(padded).to(self.device))
             return torch.softmax(logits.float(), dim=1).cpu().numpy()[:len(features)]
 
+
+    def fixed_scores(self, features: np.ndarray) -> np.ndarray:
+        rows = -(-max(len(features), 1) // SCORE_ROWS) * SCORE_ROWS
+        padded = np.zeros((rows, features.shape[1]), np.float32)
+        padded[:len(features)] = features
+        chunks = torch.from_numpy(padded).to(self.device).split(SCORE_ROWS)
+        with torch.inference_mode(), one_thread(torch.device(self.device)):
+            scores = [torch.softmax(self.classifier(c).float(), dim=1) for c in chunks]
+        return torch.cat(scores).cpu().numpy()[:len(features)]

@@ -64,6 +64,10 @@ def add_plan_options(p, run_dir_required: bool = True) -> None:
     p.add_argument("--no-dedup", dest="dedup", action="store_false", default=None,
                    help="compute every read and frame, identical ones included (by default "
                         "identical reads, run-wide, and identical frames are computed once)")
+    p.add_argument("--no-invariant", dest="invariant", action="store_false", default=None,
+                   help="length-sorted batches instead of fixed shapes: a frame's last bits "
+                        "may then depend on what shares its batch (by default they never do: "
+                        "README, One answer whatever the cut)")
     p.add_argument("--compile", action="store_true", default=None,
                    help="torch.compile the ESM-2 layers (bf16/fp16 only; GPU runs)")
     p.add_argument("--features", choices=FEATURES,
@@ -82,13 +86,13 @@ def study_from(args):
     return study_from_args(args.inputs, args.samplesheet)
 
 
-def settled_config(args, target, recorded: str | None = None):
+def settled_config(args, target, recorded=None):
     """(RunConfig, Settled): flags over the config file; `auto` settled for `target`."""
     from ..runconfig import settle_config
 
     return settle_config(args.config, target, recorded, precision=args.precision,
                          tokens_per_batch=args.tokens_per_batch, compile=args.compile,
-                         dedup=args.dedup,
+                         dedup=args.dedup, invariant=args.invariant,
                          features=args.features)
 
 
@@ -125,9 +129,10 @@ def same_run(args, study, run_dir) -> bool:
     """Whether RUN's plan is of these inputs, models and options (the files are hashed,
     not read again); `--precision auto` accepts the precision the plan settled."""
     from ..plan import load_plan, study_fingerprint
+    from ..runconfig import RunConfig
 
     plan = load_plan(run_dir)
-    config, _ = settled_config(args, None, recorded=plan.precision)
+    config, _ = settled_config(args, None, recorded=RunConfig.from_dict(plan.config))
     return study_fingerprint(study, **_options(args, config)) == plan.fingerprint
 
 

@@ -1,5 +1,9 @@
 """DNABERT-S (MosaicBERT) as a plain nn.Module: loads the published weights with strict keys,
-runs without any code from the hub. Semantics follow docs/spec-models.md."""
+runs without any code from the hub. Semantics follow docs/spec-models.md.
+
+`DnabertModel.packed` is the same math on a packed batch (packed.py: token-wise steps in fixed
+chunks, attention in fixed groups with the ALiBi bias of the group's width), so that a row's
+bits do not depend on its batch."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError, UserError
+from .packed import Group, Packed
 from .skeleton import skeleton
 
 ATTENTION_IMPLS = ("eager", "sdpa")
@@ -84,12 +89,24 @@ class SelfAttention(nn.Module):
         batch, length, hidden = x.shape
         qkv = self.Wqkv(x).view(batch, length, 3, self.heads, self.head_dim)
         q, k, v = (qkv[:, :, i].transpose(1, 2) for i in range(3))
+        return self.attend(q, k, v, bias).transpose(1, 2).reshape(batch, length, hidden)
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+               bias: torch.Tensor) -> torch.Tensor:
+        """[B, heads, T, head_dim] attention with the additive fp32 `bias`."""
         if self.impl == "sdpa":
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))
-        else:
-            scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim) + bias
-            out = torch.softmax(scores, dim=-1) @ v
-        return out.transpose(1, 2).reshape(batch, length, hidden)
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))
+        scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim) + bias
+        return torch.softmax(scores, dim=-1) @ v
+
+    def group(self, group: Group, qkv: torch.Tensor, alibi: torch.Tensor,
+              out: torch.Tensor) -> None:
+        """Attention of one packed group, written back into `out` (packed rows)."""
+        grid = group.gather(qkv).view(group.rows, group.width, 3, self.heads, self.head_dim)
+        q, k, v = grid.permute(2, 0, 3, 1, 4).unbind(0)
+        pad = (1.0 - group.keys()[:, None, None, :].float()) * PAD_BIAS
+        attended = self.attend(q, k, v, alibi + pad)
+        group.scatter(attended.transpose(1, 2).reshape(group.rows, group.width, -1), out)
 
 
 class SelfOutput(nn.Module):
@@ -180,6 +197,24 @@ class DnabertModel(nn.Module):
         alibi = alibi_bias(self.config.num_attention_heads, length, attention_mask.device)
         pad = (1.0 - attention_mask[:, None, None, :].float()) * PAD_BIAS
         return (alibi + pad).to(dtype)
+
+    def packed(self, batch: Packed) -> torch.Tensor:
+        """[padded, H] last hidden state of a packed batch: `forward`'s rows for every real
+        token, each computed in fixed shapes."""
+        cfg = self.config
+        x = self.embeddings.word_embeddings.weight.new_empty(batch.padded, cfg.hidden_size)
+        batch.map(lambda rows: self.embeddings(batch.tokens[rows]), x)
+        qkv = x.new_empty(batch.padded, 3 * cfg.hidden_size)
+        attended = x.new_zeros(batch.padded, cfg.hidden_size)
+        alibi = {g.width: alibi_bias(cfg.num_attention_heads, g.width, x.device)
+                 for g in batch.groups}
+        for layer in self.encoder.layer:
+            attention = layer.attention
+            batch.map(lambda rows: attention.self.Wqkv(x[rows]), qkv)
+            for group in batch.groups:
+                attention.self.group(group, qkv, alibi[group.width], attended)
+            batch.map(lambda rows: layer.mlp(attention.output(attended[rows], x[rows])), x)
+        return x
 
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None

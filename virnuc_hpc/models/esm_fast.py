@@ -13,6 +13,10 @@ with rotary q/k, exact (erf) GELU, `emb_layer_norm_after` at the end. What chang
 - optionally (`compile_layers=True`) each layer runs through one `torch.compile`d block with
   dynamic shapes: one graph shared by every layer, compiled on the first batch.
 
+`FastEsm2.packed` is the same math on a packed batch (packed.py): every token-wise step in
+fixed chunks, attention and pooling in fixed groups, rotary from tables built in fixed blocks,
+so that a row's bits do not depend on its batch; it runs at any precision, fp32 included.
+
 Used on a model that is already on its device and dtype (fusing ties the views to them).
 """
 
@@ -22,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from esm.model.esm2 import ESM2
 from torch import nn
+
+from .packed import BlockTable, Group, Packed
 
 MASK_RATIO_TRAIN = 0.15 * 0.8  # ESM-2 token dropout: inference rescale is 1 - 0.12 = 0.88
 
@@ -54,6 +60,45 @@ def fuse_qkv(attn: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
     return weight, bias
 
 
+def rotary_rows(head_dim: int) -> BlockTable:
+    """cos|sin [positions, 2 * head_dim] in fp32 (rotary_tables' values), in fixed blocks."""
+    def build(positions: torch.Tensor) -> torch.Tensor:
+        inv_freq = 1.0 / (10000 ** (torch.arange(0, head_dim, 2, device=positions.device)
+                                    .float() / head_dim))
+        freqs = torch.outer(positions.float(), inv_freq)
+        emb = torch.cat((freqs, freqs), dim=-1)
+        return torch.cat((emb.cos(), emb.sin()), dim=-1)
+    return BlockTable(build)
+
+
+def attention(layer: nn.Module, qkv, x, mask, cos, sin) -> torch.Tensor:
+    """Self-attention of a padded batch [B, T, E] with fused q|k|v and SDPA."""
+    batch, length, dim = x.shape
+    heads = layer.self_attn.num_heads
+    packed = F.linear(x, *qkv).view(batch, length, 3, heads, dim // heads)
+    q, k, v = packed.permute(2, 0, 3, 1, 4).unbind(0)
+    q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    return layer.self_attn.out_proj(out.transpose(1, 2).reshape(batch, length, dim))
+
+
+def block(layer: nn.Module, qkv, x, mask, cos, sin) -> torch.Tensor:
+    """One pre-LN transformer layer on a padded batch."""
+    x = x + attention(layer, qkv, layer.self_attn_layer_norm(x), mask, cos, sin)
+    return x + layer.fc2(F.gelu(layer.fc1(layer.final_layer_norm(x))))
+
+
+def pre_attention(layer: nn.Module, weights, x: torch.Tensor) -> torch.Tensor:
+    """q|k|v of a chunk of packed tokens (before rotary)."""
+    return F.linear(layer.self_attn_layer_norm(x), *weights)
+
+
+def post_attention(layer: nn.Module, x: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
+    """The rest of a pre-LN layer on a chunk: output projection, residual, feed-forward."""
+    x = x + layer.self_attn.out_proj(attended)
+    return x + layer.fc2(F.gelu(layer.fc1(layer.final_layer_norm(x))))
+
+
 class FastEsm2(nn.Module):
     """`FastEsm2(model)(tokens) -> [B, T, E]`: the last-layer representation of `model`."""
 
@@ -65,7 +110,14 @@ class FastEsm2(nn.Module):
         self.heads = model.attention_heads
         self.head_dim = model.embed_dim // model.attention_heads
         self.qkv = [fuse_qkv(layer.self_attn) for layer in model.layers]
-        self.step = torch.compile(self.block, dynamic=True) if compile_layers else self.block
+        # plain functions, never bound methods: a FastEsm2 must not hold itself in a reference
+        # cycle (it would keep its model alive past LoadedModels.release, until a gc)
+        self.step = torch.compile(block, dynamic=True) if compile_layers else block
+        self.rotary = rotary_rows(self.head_dim)
+        self.pre, self.post = pre_attention, post_attention
+        if compile_layers:  # the packed path's chunks have one static shape
+            self.pre = torch.compile(pre_attention, dynamic=False)
+            self.post = torch.compile(post_attention, dynamic=False)
 
     def embed(self, tokens: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
         model = self.model
@@ -77,19 +129,6 @@ class FastEsm2(nn.Module):
             x = x * (1 - MASK_RATIO_TRAIN) / (1 - observed)[:, None, None]
         return x * (1 - padding.unsqueeze(-1).type_as(x))
 
-    def attention(self, layer: nn.Module, qkv, x, mask, cos, sin) -> torch.Tensor:
-        batch, length, dim = x.shape
-        packed = F.linear(x, *qkv).view(batch, length, 3, self.heads, self.head_dim)
-        q, k, v = packed.permute(2, 0, 3, 1, 4).unbind(0)
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        return layer.self_attn.out_proj(out.transpose(1, 2).reshape(batch, length, dim))
-
-    def block(self, layer: nn.Module, qkv, x, mask, cos, sin) -> torch.Tensor:
-        """One pre-LN transformer layer."""
-        x = x + self.attention(layer, qkv, layer.self_attn_layer_norm(x), mask, cos, sin)
-        return x + layer.fc2(F.gelu(layer.fc1(layer.final_layer_norm(x))))
-
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         padding = tokens.eq(self.model.padding_idx)
         x = self.embed(tokens, padding)
@@ -100,3 +139,70 @@ class FastEsm2(nn.Module):
         norm = self.model.emb_layer_norm_after
         return F.layer_norm(x.float(), norm.normalized_shape, norm.weight.float(),
                             norm.bias.float(), norm.eps)
+
+    # ---- the packed (fixed-shape) path ----------------------------------------------------
+
+    def packed(self, batch: Packed) -> torch.Tensor:
+        """[padded, E] float32 last-layer representation of a packed batch (after
+        `emb_layer_norm_after`): the rows of `forward` for every real token."""
+        model = self.model
+        x = self.packed_embed(batch)
+        qkv = x.new_empty(batch.padded, 3 * model.embed_dim)
+        attended = x.new_zeros(batch.padded, model.embed_dim)
+        for layer, weights in zip(model.layers, self.qkv):
+            batch.map(lambda rows: self.pre(layer, weights, x[rows]), qkv)
+            for group in batch.groups:
+                self.group_attention(group, qkv, attended)
+            batch.map(lambda rows: self.post(layer, x[rows], attended[rows]), x)
+        norm = model.emb_layer_norm_after
+        out = torch.empty(batch.padded, model.embed_dim, dtype=torch.float32, device=x.device)
+        return batch.map(lambda rows: F.layer_norm(
+            x[rows].float(), norm.normalized_shape, norm.weight.float(), norm.bias.float(),
+            norm.eps), out)
+
+    def packed_embed(self, batch: Packed) -> torch.Tensor:
+        """Token embeddings with the token-dropout rescale of each token's own sequence."""
+        model = self.model
+        weight = model.embed_tokens.weight
+        x = weight.new_empty(batch.padded, model.embed_dim)
+        scale = self.dropout_scale(batch, weight.dtype)
+
+        def embed(rows: slice) -> torch.Tensor:
+            tokens = batch.tokens[rows]
+            out = model.embed_scale * model.embed_tokens(tokens)
+            if scale is None:
+                return out
+            out = out.masked_fill(tokens.eq(model.mask_idx).unsqueeze(-1), 0.0)
+            return out * (1 - MASK_RATIO_TRAIN) / scale[rows].unsqueeze(-1)
+        return batch.map(embed, x)
+
+    def dropout_scale(self, batch: Packed, dtype: torch.dtype) -> torch.Tensor | None:
+        """Per token, 1 - its sequence's share of <mask> tokens (fair-esm's token dropout), in
+        the model's dtype as fair-esm computes it; None without token dropout."""
+        if not self.model.token_dropout:
+            return None
+        real = sum(batch.lengths)
+        masked = torch.zeros(len(batch.lengths), dtype=torch.int64, device=batch.tokens.device)
+        masked.index_add_(0, batch.sequence[:real],
+                          batch.tokens[:real].eq(self.model.mask_idx).long())
+        lengths = torch.tensor(batch.lengths, device=masked.device)
+        observed = masked.to(dtype) / lengths
+        return (1 - observed)[batch.sequence]
+
+    def group_attention(self, group: Group, qkv: torch.Tensor, out: torch.Tensor) -> None:
+        """Attention of one group [rows, heads, width, head_dim], written back into `out`:
+        fair-esm's own math and order in fp32 (the reference), SDPA at bf16/fp16."""
+        grid = group.gather(qkv).view(group.rows, group.width, 3, self.heads, self.head_dim)
+        q, k, v = grid.permute(2, 0, 3, 1, 4).unbind(0)
+        table = self.rotary.rows(group.width, qkv.device)
+        cos, sin = table[:, : self.head_dim], table[:, self.head_dim:]
+        keys = group.keys()[:, None, None, :]
+        if q.dtype == torch.float32:
+            q = q * self.head_dim ** -0.5
+            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+            scores = (q @ k.transpose(-1, -2)).masked_fill(~keys, float("-inf"))
+            attended = torch.softmax(scores, dim=-1) @ v
+        else:
+            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+            attended = F.scaled_dot_product_attention(q, k, v, attn_mask=keys)
+        group.scatter(attended.transpose(1, 2).reshape(group.rows, group.width, -1), out)

@@ -42,11 +42,14 @@ def _load(kind: str, path: str, device: str, precision: str) -> object:
     return LOADERS[kind](path, device=device, dtype=DTYPES[precision])
 
 
-def _drop(key: Key) -> None:
+def _drop(key: Key) -> bool:
+    """One user fewer; True when that was the last (the model is no longer held)."""
     with _guard:
         _users[key] -= 1
         if _users[key] == 0:
             del _users[key], _loaded[key]
+            return True
+        return False
 
 
 class LoadedModels:
@@ -99,9 +102,13 @@ class LoadedModels:
         return self._get(self.profile.classifier)
 
     def release(self) -> None:
+        """Drop this holder's models; a model nobody holds any more is freed at once."""
+        freed = False
         for kind in list(self._objects):
             del self._objects[kind]
-            _drop(self._keys[kind])
+            freed |= _drop(self._keys[kind])
+        if not freed:
+            return  # still held by another LoadedModels of this process: nothing to free
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

@@ -123,6 +123,7 @@ def _plan(study: Study, run: RunDir, sizing: Sizing, chunk_size: int, profile: s
     for shard, fed in zip(plan.shards, feeds(dups, slices, _starts(tally))):
         shard.feeds = fed
     plan.sizing_note = describe(sizing)
+    plan.batching = plan.run_config.batching()
     if not dry_run:
         plan.seqfile = _write_index(run, frames)
         plan.duplicates = _dup_record(run, dups)

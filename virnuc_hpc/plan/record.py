@@ -15,7 +15,8 @@ from ..fsio import sha256_bytes
 from ..rundir import RunDir, index_name
 from .sizing import task_minutes
 
-FORMAT = 4  # 3: samples; 4: contiguous shards over the run's rows, IDs and sequence file
+FORMAT = 5  # 3: samples; 4: contiguous shards over the run's rows, IDs and sequence file;
+#            5: fixed-shape batches (`batching`: rows computed as in no other version)
 
 
 @dataclass
@@ -83,6 +84,7 @@ class Plan:
     sizing_note: str = ""      # how the shards were sized
     seqfile: dict = field(default_factory=dict)  # the run's sequence file: sizes, checksum
     duplicates: dict = field(default_factory=dict)  # duplicates.py's files: counts, checksums
+    batching: dict = field(default_factory=dict)  # RunConfig.batching(): invariant, shapes
 
     @property
     def duplicate_count(self) -> int:
@@ -91,6 +93,13 @@ class Plan:
     @property
     def precision(self) -> str:
         return self.config.get("precision", "fp32")
+
+    @property
+    def run_config(self):
+        """The run's options (runconfig.RunConfig) as planned."""
+        from ..runconfig import RunConfig
+
+        return RunConfig.from_dict(self.config)
 
     @property
     def per_sample(self) -> bool:
@@ -134,6 +143,7 @@ class Plan:
                             self.duplicates_line(),
                             f"precision: {self.precision}"
                             + (f" ({self.precision_note})" if self.precision_note else ""),
+                            f"batches: {self.run_config.describe_batching()}",
                             f"GPU hours: {self.estimate_note}",
                             *([f"sizing: {self.sizing_note}"] if self.sizing_note else [])])
         return f"{self.samples_table(max_rows)}\n\n{shards}" if self.per_sample else shards
