@@ -113,7 +113,7 @@ def test_fingerprint_depends_on_what_results_depend_on(tmp_path):
     fasta = write_fasta(tmp_path / "in.fa", [700, 1200, 90])
     base = plan_input(fasta, tmp_path / "a", shards=1, dry_run=True).fingerprint
     assert plan_input(fasta, tmp_path / "a", shards=3, dry_run=True).fingerprint == base
-    for change in ({"chunk_size": 300}, {"profile": "real"}, {"config": {"batch": 2}},
+    for change in ({"chunk_size": 300}, {"profile": "real"}, {"config": {"invariant": False}},
                    {"model_identities": {"esm": "abc"}}):
         assert plan_input(fasta, tmp_path / "a", dry_run=True, **change).fingerprint != base
     other = write_fasta(tmp_path / "other.fa", [700, 1200, 91])

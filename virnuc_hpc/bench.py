@@ -15,7 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .embed import DEFAULT_TOKENS_PER_BATCH, DnabertEncoder, EsmEncoder, token_batches
+from .embed import (DEFAULT_TOKENS_PER_BATCH, DnabertEncoder, EsmEncoder, device_shapes,
+                    token_batches)
+from .models.packed import padding
 from .models.registry import ALIASES, ESM2_ARCHS
 
 AMINO_ACIDS = np.frombuffer(b"ACDEFGHIKLMNPQRSTVWY", dtype=np.uint8)
@@ -46,12 +48,15 @@ class BenchResult:
     peak_memory_gib: float
     peak_memory_kind: str
     compiled: bool = False
+    invariant: bool = False           # fixed-shape batches (models/packed.py)
+    attention_padding: float = 0.0    # invariant: padded share of the attention positions
 
 
 def bench(name: str, device: str, precision: str, tokens_per_batch: int | None,
           chunk_size: int, n: int, repeats: int, seed: int = 0,
-          compile_layers: bool = False) -> BenchResult:
-    """Build `name` with random weights, embed a synthetic workload, time it."""
+          compile_layers: bool = False, invariant: bool = True) -> BenchResult:
+    """Build `name` with random weights, embed a synthetic workload, time it (fixed-shape
+    batches unless not `invariant`)."""
     budget = tokens_per_batch or DEFAULT_TOKENS_PER_BATCH[device]
     if device == "cuda":
         torch.cuda.empty_cache()
@@ -59,7 +64,7 @@ def bench(name: str, device: str, precision: str, tokens_per_batch: int | None,
     matmul_dtype = torch.bfloat16 if device == "cuda" else torch.float32
     peak_rate = matmul_rate(device, matmul_dtype)
     encoder, layer_params, layers, width = build_encoder(name, device, precision, budget,
-                                                         compile_layers)
+                                                         compile_layers, invariant)
     rng = np.random.default_rng(seed)
     tokens, tokenize_s = workload(encoder, chunk_size, n, rng)
     lengths = np.array([len(t) for t in tokens])
@@ -68,29 +73,32 @@ def bench(name: str, device: str, precision: str, tokens_per_batch: int | None,
     median = statistics.median(passes)
     useful = float(np.sum(2 * layer_params * lengths + layers * 4 * lengths**2 * width))
     peak, peak_kind = peak_memory(device)
+    pad, attention_pad = padding_of(encoder, lengths, budget)
     return BenchResult(
         model=name, device=device_name(device), precision=precision, tokens_per_batch=budget,
         chunk_size=chunk_size, sequences=n, residues=int(lengths.sum() - specials * n),
-        tokens=int(lengths.sum()), padding_fraction=padding_fraction(lengths, budget),
+        tokens=int(lengths.sum()), padding_fraction=pad,
         tokenize_s=tokenize_s, warmup_s=warmup_s, pass_s=passes,
         tokens_per_s=lengths.sum() / median,
         residues_per_s=(lengths.sum() - specials * n) / median, sequences_per_s=n / median,
         useful_tflops=useful / median / 1e12, matmul_tflops=peak_rate / 1e12,
         matmul_dtype=str(matmul_dtype).removeprefix("torch."),
         mfu=useful / median / peak_rate, peak_memory_gib=peak, peak_memory_kind=peak_kind,
-        compiled=compile_layers)
+        compiled=compile_layers, invariant=encoder.shapes is not None,
+        attention_padding=attention_pad)
 
 
 def build_encoder(name: str, device: str, precision: str, budget: int,
-                  compile_layers: bool = False):
+                  compile_layers: bool = False, invariant: bool = True):
     """(encoder, parameters in the layers, layer count, width) for a random-weight model."""
     torch.manual_seed(0)
+    shapes = device_shapes(device) if invariant else None
     if name == "dnabert-s":
         from .models.dnabert import DnabertConfig, DnabertModel
 
         with torch.device(device):
             model = DnabertModel(DnabertConfig())
-        encoder = DnabertEncoder(model, None, device, precision, budget, compile_layers)
+        encoder = DnabertEncoder(model, None, device, precision, budget, compile_layers, shapes)
         stack = model.encoder.layer
         return encoder, count(stack), len(stack), model.config.hidden_size
     import esm
@@ -100,7 +108,7 @@ def build_encoder(name: str, device: str, precision: str, budget: int,
     alphabet = esm.data.Alphabet.from_architecture("ESM-1b")
     with torch.device(device):
         model = ESM2(layers, dim, heads, alphabet, token_dropout=True)
-    encoder = EsmEncoder(model, alphabet, device, precision, budget, compile_layers)
+    encoder = EsmEncoder(model, alphabet, device, precision, budget, compile_layers, shapes)
     return encoder, count(model.layers), layers, dim
 
 
@@ -165,6 +173,15 @@ def padding_fraction(lengths: np.ndarray, budget: int) -> float:
     batches = token_batches(lengths.tolist(), budget)
     padded = sum(int(lengths[b].max()) * len(b) for b in batches)
     return 1.0 - float(lengths.sum()) / padded
+
+
+def padding_of(encoder, lengths: np.ndarray, budget: int) -> tuple[float, float]:
+    """(padded share of the rows the GEMMs run, of the attention positions): the two are one
+    for sorted batches; fixed shapes pad chunks and attention groups separately."""
+    if encoder.shapes is None:
+        pad = padding_fraction(lengths, budget)
+        return pad, pad
+    return padding(lengths.tolist(), encoder.shapes, encoder.cut(lengths.tolist(), budget))
 
 
 def peak_memory(device: str) -> tuple[float, str]:

@@ -36,7 +36,8 @@ from .errors import ConfigError, IntegrityError
 from .faults import fault_point
 from .fsio import atomic_write
 from .models.esm_fast import FastEsm2
-from .models.packed import Group, Packed, Shapes, one_thread, pack
+from .models.packed import Group, Packed, one_thread, pack
+from .models.shapes import CPU_SHAPES, GPU_SHAPES, Shapes
 from .runconfig import check_compile
 
 log = logging.getLogger(__name__)
@@ -477,11 +478,17 @@ class DnabertEncoder(Encoder):
 
 # ---- files: FASTA in, safetensors out ------------------------------------------------------
 
+def device_shapes(device: str) -> Shapes:
+    """The fixed shapes a run settles for `device` (models/shapes.py)."""
+    return GPU_SHAPES if device == "cuda" else CPU_SHAPES
+
+
 def open_encoder(model: str, model_path: str | None = None, device: str = "cpu",
                  precision: str = "fp32", tokens_per_batch: int | None = None,
-                 cache=None, compile_layers: bool = False) -> Encoder:
+                 cache=None, compile_layers: bool = False, invariant: bool = True) -> Encoder:
     """Resolve `model` (registry name; `model_path` overrides where it is), verify, load,
-    and wrap it: DNABERT-kind models embed nucleotides, ESM-kind models proteins."""
+    and wrap it: DNABERT-kind models embed nucleotides, ESM-kind models proteins. With
+    `invariant`, ESM-2 and DNABERT-S run fixed-shape batches (other ESM models cannot)."""
     from .models import ModelCache, get_spec, load_dnabert, load_esm, spec_from_path
 
     check_device(device, precision)
@@ -497,10 +504,15 @@ def open_encoder(model: str, model_path: str | None = None, device: str = "cpu",
         tokenizer, loaded = load_dnabert(path, device, PRECISIONS[precision])
         cache.check_unchanged(spec)  # what was loaded is what was verified
         return DnabertEncoder(loaded, tokenizer, device, precision, tokens_per_batch,
-                              compile_layers)
+                              compile_layers, device_shapes(device) if invariant else None)
     loaded, alphabet = load_esm(path, device, PRECISIONS[precision])
     cache.check_unchanged(spec)
-    return EsmEncoder(loaded, alphabet, device, precision, tokens_per_batch, compile_layers)
+    if invariant and not is_esm2(loaded):
+        log.info("%s is not an ESM-2 model: length-sorted batches (fixed shapes need ESM-2)",
+                 model)
+        invariant = False
+    return EsmEncoder(loaded, alphabet, device, precision, tokens_per_batch, compile_layers,
+                      device_shapes(device) if invariant else None)
 
 
 def embed_fasta(input_path: str | Path, out_path: str | Path, encoder: Encoder) -> int:

@@ -21,6 +21,8 @@ def add_parser(sub) -> None:
     p.add_argument("--tokens-per-batch", type=int, metavar="N")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the ESM-2 layers (bf16/fp16; compiled in the warm-up)")
+    p.add_argument("--no-invariant", dest="invariant", action="store_false",
+                   help="length-sorted batches (the default runs fixed shapes, as runs do)")
     p.add_argument("--chunk-size", type=int, choices=(300, 500), default=300)
     p.add_argument("--sequences", type=int, default=2000, metavar="N")
     p.add_argument("--repeats", type=int, default=3, help="timed passes; the median is reported")
@@ -50,7 +52,8 @@ def run(args) -> int:
                           "give --device cpu")
     precision = args.precision or ("bf16" if args.device == "cuda" else "fp32")
     result = bench(args.model, args.device, precision, args.tokens_per_batch,
-                   args.chunk_size, args.sequences, args.repeats, args.seed, args.compile)
+                   args.chunk_size, args.sequences, args.repeats, args.seed, args.compile,
+                   args.invariant)
     print(json.dumps(asdict(result)) if args.json else report(result))
     if args.device == "cuda" and args.model in ("esm2-3b", "esm2_t36_3B_UR50D"):
         _record(asdict(result))
@@ -74,12 +77,15 @@ def _record(result: dict) -> None:
 def report(r) -> str:
     arch = "fused SDPA attention" if r.precision != "fp32" else "reference forward"
     arch += ", torch.compile per layer" if r.compiled else ""
+    batches = ("fixed shapes (invariant), attention padding "
+               f"{r.attention_padding:.1%}" if r.invariant else "length-sorted")
     passes = ", ".join(f"{s:.3f}" for s in r.pass_s)
     unit = "proteins" if r.model != "dnabert-s" else "token sequences"
     lines = [
         f"model        {r.model}, random weights (throughput only; outputs meaningless)",
         f"device       {r.device}",
         f"precision    {r.precision}, {arch}, tokens_per_batch {r.tokens_per_batch}",
+        f"batches      {batches}",
         f"workload     {r.sequences} {unit} from {r.chunk_size}-bp chunks, "
         f"{r.tokens} tokens ({r.residues} without specials), padding {r.padding_fraction:.1%}",
         f"tokenize     {r.tokenize_s:.3f} s (not included below)",

@@ -27,6 +27,10 @@ def add_parser(sub) -> None:
                    help="padded tokens per batch (default 4096 on cpu, 32768 on cuda)")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the ESM-2 layers (bf16/fp16 only)")
+    p.add_argument("--no-invariant", dest="invariant", action="store_false",
+                   help="length-sorted batches: a row's last bits may then depend on what "
+                        "shares its batch (by default ESM-2 and DNABERT-S run fixed shapes, "
+                        "and they never do)")
     p.set_defaults(func=run)
 
 
@@ -38,7 +42,8 @@ def run(args) -> int:
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     encoder = open_encoder(args.model, args.model_path, args.device, args.precision,
-                           args.tokens_per_batch, compile_layers=args.compile)
+                           args.tokens_per_batch, compile_layers=args.compile,
+                           invariant=args.invariant)
     count = embed_fasta(args.input, args.out, encoder)
     log.info("wrote %d embeddings of width %d to %s", count, encoder.dim, args.out)
     return 0

@@ -199,3 +199,24 @@ def one_thread(device: torch.device):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def padding(lengths: Sequence[int], shapes: Shapes,
+            batches: Sequence[Sequence[int]]) -> tuple[float, float]:
+    """(share of token-wise rows that are padding, share of attention positions that are
+    padding) when `batches` (index lists) of sequences of `lengths` tokens are packed."""
+    rows = tokens = attended = 0
+    for batch in batches:
+        sizes = [lengths[i] for i in batch]
+        used = sum(sizes)
+        tokens += used
+        rows += max(1, -(-used // shapes.chunk_tokens)) * shapes.chunk_tokens
+        widths: dict[int, int] = {}
+        for n in sizes:
+            widths[shapes.width(n)] = widths.get(shapes.width(n), 0) + 1
+        for width, count in widths.items():
+            per = shapes.group_rows(width)
+            attended += -(-count // per) * per * width
+    if not tokens:
+        return 0.0, 0.0
+    return 1.0 - tokens / rows, 1.0 - tokens / attended
