@@ -101,6 +101,22 @@ def invariant_cost(lengths: list[int], shapes, budget: int) -> tuple[float, floa
     return gemm, attention, flops(int(rows), positions) / ideal(lengths)
 
 
+def ladder_cost(lengths: list[int], shapes, budget: int) -> tuple[float, float, float]:
+    """The alternative: whole batches of a fixed shape per width, [budget // W, W] (padded
+    rows where a batch is short): (token padding share, the same, FLOPs over unpadded)."""
+    widths: dict[int, int] = {}
+    for n in lengths:
+        widths[shapes.width(n)] = widths.get(shapes.width(n), 0) + 1
+    rows, positions = 0, []
+    for width, count in widths.items():
+        per = max(1, budget // width)
+        padded = -(-count // per) * per * width
+        rows += padded
+        positions.append((width, padded))
+    pad = 1 - sum(lengths) / rows
+    return pad, pad, flops(rows, positions) / ideal(lengths)
+
+
 def by_parts(lengths: list[int], part_rows: int, cost, *args) -> tuple[float, ...]:
     """`cost` of each part, weighted by its tokens (a task embeds part by part)."""
     parts = [lengths[i:i + part_rows] for i in range(0, len(lengths), part_rows)]
@@ -123,6 +139,10 @@ def padding_table(name: str, frames, part_rows: int) -> list[str]:
             rows.append(f"| {name} | {encoder} | invariant, {label} shapes "
                         f"({shapes.chunk_tokens}/{shapes.group_tokens}) | {gemm:.1%} | "
                         f"{attention:.1%} | {cost:.3f} |")
+        for budget in (8192, GPU_BUDGET):
+            gemm, _, cost = by_parts(lengths, part_rows, ladder_cost, GPU_SHAPES, budget)
+            rows.append(f"| {name} | {encoder} | alternative: fixed [{budget // 1024}k/W, W] "
+                        f"batches | {gemm:.1%} | {gemm:.1%} | {cost:.3f} |")
     return rows
 
 

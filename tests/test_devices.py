@@ -116,3 +116,28 @@ def test_a_plan_settled_on_a_cpu_is_resumed_by_predict_without_flags(tmp_path, t
     assert first.returncode == 0 and again.returncode == 0, first.stderr + again.stderr
     other = run_cli("predict", EXAMPLE, "-o", out, "--models", "tiny", "--precision", "bf16")
     assert other.returncode == 2 and "other inputs, models or options" in other.stderr
+
+
+def test_the_fixed_shapes_are_settled_for_the_tasks_gpus_and_kept_on_resume(tmp_path,
+                                                                             tiny_cache):
+    """Like the precision: a GPU target gets the GPU shapes, a CPU the CPU ones, both recorded
+    in plan.json; the same command on the same machine resumes the run."""
+    env = fake_nvidia_smi(tmp_path / "bin", [A100])
+    gpu = run_cli("plan", EXAMPLE, "--run-dir", tmp_path / "gpu", "--models", "tiny", env=env)
+    cpu = run_cli("plan", EXAMPLE, "--run-dir", tmp_path / "cpu", "--models", "tiny")
+    assert gpu.returncode == 0 and cpu.returncode == 0, gpu.stderr + cpu.stderr
+    assert plan_json(tmp_path / "gpu")["batching"] == {
+        "invariant": True, "chunk_tokens": 8192, "group_tokens": 4096, "width_step": 8}
+    assert plan_json(tmp_path / "cpu")["batching"] == {
+        "invariant": True, "chunk_tokens": 256, "group_tokens": 64, "width_step": 8}
+    assert "batches: invariant: fixed shapes (8192 tokens a call" in gpu.stdout
+    resumed = run_cli("plan", EXAMPLE, "--run-dir", tmp_path / "gpu2", "--models", "tiny",
+                      "--config", _shapes_config(tmp_path), env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert plan_json(tmp_path / "gpu2")["batching"]["chunk_tokens"] == 512   # the config wins
+
+
+def _shapes_config(tmp_path):
+    path = tmp_path / "shapes.yaml"
+    path.write_text("chunk_tokens: 512\ngroup_tokens: 128\n")
+    return path

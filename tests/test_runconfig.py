@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.helpers import run_cli
+from tests.helpers import REPO, run_cli
 from virnuc_hpc.embed import EsmEncoder
 from virnuc_hpc.errors import ConfigError
 from virnuc_hpc.runconfig import RunConfig, load_config
@@ -110,3 +110,39 @@ def test_predict_refuses_to_resume_a_run_planned_with_other_features(tmp_path, g
     result = run_cli("predict", fasta, "-o", out, "--models", "tiny", "--shards", "2",
                      "--features", "fp16")
     assert result.returncode == 2 and "other inputs, models or options" in result.stderr
+
+
+def test_no_invariant_is_recorded_and_shown_where_the_precision_is(tmp_path, tiny_cache):
+    """`--no-invariant` (length-sorted batches) is in plan.json, status, summary.json and the
+    report, like the precision; the default says it is invariant."""
+    import json
+
+    from virnuc_hpc.task import task_options
+
+    example = REPO / "examples" / "reads.fa"
+    out = tmp_path / "sorted"
+    done = run_cli("predict", example, "-o", out, "--models", "tiny", "--quiet",
+                   "--no-invariant")
+    assert done.returncode == 0, done.stderr
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["config"]["invariant"] is False and plan["batching"]["invariant"] is False
+    assert task_options(out, "cpu").shapes is None
+    status = run_cli("status", out)
+    assert "length-sorted batches (--no-invariant)" in status.stdout
+    summary = json.loads((out / "results" / "summary.json").read_text())
+    assert summary["batching"]["invariant"] is False
+    assert "length-sorted (--no-invariant)" in (out / "results" / "report.html").read_text()
+    default = tmp_path / "default"
+    assert run_cli("plan", example, "--run-dir", default, "--models", "tiny").returncode == 0
+    assert task_options(default, "cpu").shapes is not None
+    assert "length-sorted" not in run_cli("status", default).stdout
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"invariant": "yes"}, "invariant must be true or false"),
+    ({"chunk_tokens": 0}, "chunk_tokens must be a positive integer"),
+    ({"group_tokens": 2.5}, "group_tokens must be a positive integer"),
+])
+def test_bad_batching_options_are_refused(options, message):
+    with pytest.raises(ConfigError, match=message):
+        RunConfig.from_dict(options)

@@ -7,7 +7,7 @@ partition (`submit`, `plan --profile slurm`). GPUs are seen without importing to
 `nvidia-smi` on this machine, the Gres types of the partition's nodes on SLURM.
 
 The precision rule, one precision per run:
-- no GPU: fp32, the reference path (bit-for-bit the original tool's numbers on a CPU);
+- no GPU: fp32, the reference path (the original tool's numbers within 1e-5);
 - GPUs that all run bf16 (compute capability 8.0 and newer): bf16, the fused fast path;
 - any GPU older than that: fp16 for every task, so that a partition that mixes GPU
   generations never gives shards computed at different precisions;

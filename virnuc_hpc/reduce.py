@@ -674,7 +674,8 @@ def _summary(plan: Plan, totals: dict, accounts: list[dict]) -> dict:
     summary = {**totals, "reused": reused(totals), "dedup": plan.config.get("dedup", True),
                "shards": len(plan.shards), "fingerprint": plan.fingerprint,
                "chunk_size": plan.chunk_size, "profile": plan.profile,
-               "precision": plan.precision, "features": planned_features(plan),
+               "precision": plan.precision, "batching": plan.run_config.batching(),
+               "features": planned_features(plan),
                "call_rule": CALL_RULE, "time": time.time()}
     if plan.per_sample:
         summary["samples"] = accounts

@@ -634,7 +634,7 @@ def options_section(r: RunReport, images: dict) -> str:
     config = asdict(RunConfig.from_dict(p.config))
     precision = p.precision + (f" ({p.precision_note})" if p.precision_note else "")
     rows = [*_input_rows(p), ("chunk size", p.chunk_size), ("model profile", p.profile),
-            ("precision", precision),
+            ("precision", precision), ("batches", p.run_config.describe_batching()),
             *((f"option {k}", "default" if v is None else v) for k, v in config.items()
               if k != "precision"),
             ("shards", len(p.shards)), ("imbalance (max/mean chunks)", f"{p.imbalance:.4f}"),

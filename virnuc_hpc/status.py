@@ -191,7 +191,7 @@ def run_status(run_dir: str | os.PathLike, now: float | None = None,
     and `"samples": [...]` (`sample_progress`) with `by_sample`."""
     shards, plan = task_states(run_dir, now, stale_after, deep), load_plan(run_dir)
     report = {"shards": shards, "totals": totals(shards), "precision": plan.precision,
-              "duplicates": plan.duplicate_count}
+              "invariant": plan.run_config.invariant, "duplicates": plan.duplicate_count}
     if by_sample:
         report["samples"] = sample_progress(plan, shards)
     return report
@@ -240,6 +240,8 @@ def _total_line(status: dict) -> str:
     t = status["totals"]
     eta = "-" if t["eta_s"] is None else f"{t['eta_s']:.0f} s"
     precision = f"; precision {status['precision']}" if "precision" in status else ""
+    if status.get("invariant") is False:
+        precision += "; length-sorted batches (--no-invariant)"
     dups = f"; {status['duplicates']:,} duplicate reads computed once" \
         if status.get("duplicates") else ""
     return (f"total: {t['shards']} shards, " + ", ".join(f"{t[k]} {k}" for k in STATES)

@@ -18,7 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-SHIM = "int mkl_serv_intel_cpu_true(void) { return 1; }\nint mkl_serv_intel_cpu(void) { return 1; }\n"
+SHIM = ("int mkl_serv_intel_cpu_true(void) { return 1; }\n"
+        "int mkl_serv_intel_cpu(void) { return 1; }\n")
 ENV = "VIRNUC_TEST_MKL_PATH"   # set to "intel" in the process that runs on the shim
 
 # The bits of one row of F.linear at several row counts (M), DNABERT-S's widths: MKL's kernel

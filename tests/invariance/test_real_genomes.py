@@ -73,7 +73,7 @@ def study_sheet(folder, rng, sizes, duplicate_share=0.0):
     pool, lines = [], ["sample,fasta"]
     for k, size in enumerate(sizes):
         records = []
-        for i, (rid, seq) in enumerate(sample_reads(rng, size, 100, 1500, prefix=f"s{k}r")):
+        for rid, seq in sample_reads(rng, size, 100, 1500, prefix=f"s{k}r"):
             if pool and rng.random() < duplicate_share:
                 seq = pool[int(rng.integers(len(pool)))]
             records.append((rid, seq))

@@ -53,7 +53,7 @@ def add_plan_options(p, run_dir_required: bool = True) -> None:
                    help="model profile: real (the published weights) or tiny (tests, demo)")
     p.add_argument("--config", metavar="FILE.yaml",
                    help="run options (precision, tokens_per_batch, part_rows, compile, "
-                        "features); flags win")
+                        "features, dedup, invariant, chunk_tokens, group_tokens); flags win")
     p.add_argument("--precision", choices=PRECISION_CHOICES,
                    help="auto (default): bf16 where the tasks' GPUs run it (compute capability "
                         "8.0+), fp16 on older GPUs, fp32 without a GPU; fp32 is the reference "

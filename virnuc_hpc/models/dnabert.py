@@ -152,6 +152,10 @@ class Layer(nn.Module):
     def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         return self.mlp(self.attention(x, bias))
 
+    def after_attention(self, attended: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The rest of the layer once attention has run: output, norms, the gated MLP."""
+        return self.mlp(self.attention.output(attended, x))
+
 
 class Encoder(nn.Module):
     def __init__(self, cfg: DnabertConfig):
@@ -203,17 +207,16 @@ class DnabertModel(nn.Module):
         token, each computed in fixed shapes."""
         cfg = self.config
         x = self.embeddings.word_embeddings.weight.new_empty(batch.padded, cfg.hidden_size)
-        batch.map(lambda rows: self.embeddings(batch.tokens[rows]), x)
+        batch.map(x, self.embeddings, batch.tokens)
         qkv = x.new_empty(batch.padded, 3 * cfg.hidden_size)
         attended = x.new_zeros(batch.padded, cfg.hidden_size)
         alibi = {g.width: alibi_bias(cfg.num_attention_heads, g.width, x.device)
                  for g in batch.groups}
         for layer in self.encoder.layer:
-            attention = layer.attention
-            batch.map(lambda rows: attention.self.Wqkv(x[rows]), qkv)
+            batch.map(qkv, layer.attention.self.Wqkv, x)
             for group in batch.groups:
-                attention.self.group(group, qkv, alibi[group.width], attended)
-            batch.map(lambda rows: layer.mlp(attention.output(attended[rows], x[rows])), x)
+                layer.attention.self.group(group, qkv, alibi[group.width], attended)
+            batch.map(x, layer.after_attention, attended, x)
         return x
 
     def forward(

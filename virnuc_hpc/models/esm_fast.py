@@ -22,6 +22,8 @@ Used on a model that is already on its device and dtype (fusing ties the views t
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 import torch.nn.functional as F
 from esm.model.esm2 import ESM2
@@ -88,6 +90,23 @@ def block(layer: nn.Module, qkv, x, mask, cos, sin) -> torch.Tensor:
     return x + layer.fc2(F.gelu(layer.fc1(layer.final_layer_norm(x))))
 
 
+def embed_rows(model: ESM2, tokens: torch.Tensor,
+               scale: torch.Tensor | None = None) -> torch.Tensor:
+    """Embeddings of a chunk of tokens; with token dropout, <mask> zeroed and each token
+    rescaled by its sequence's `scale` (1 - its <mask> share)."""
+    out = model.embed_scale * model.embed_tokens(tokens)
+    if scale is None:
+        return out
+    out = out.masked_fill(tokens.eq(model.mask_idx).unsqueeze(-1), 0.0)
+    return out * (1 - MASK_RATIO_TRAIN) / scale.unsqueeze(-1)
+
+
+def final_norm(norm: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
+    """`emb_layer_norm_after` in fp32."""
+    return F.layer_norm(x.float(), norm.normalized_shape, norm.weight.float(),
+                        norm.bias.float(), norm.eps)
+
+
 def pre_attention(layer: nn.Module, weights, x: torch.Tensor) -> torch.Tensor:
     """q|k|v of a chunk of packed tokens (before rotary)."""
     return F.linear(layer.self_attn_layer_norm(x), *weights)
@@ -150,31 +169,21 @@ class FastEsm2(nn.Module):
         qkv = x.new_empty(batch.padded, 3 * model.embed_dim)
         attended = x.new_zeros(batch.padded, model.embed_dim)
         for layer, weights in zip(model.layers, self.qkv):
-            batch.map(lambda rows: self.pre(layer, weights, x[rows]), qkv)
+            batch.map(qkv, partial(self.pre, layer, weights), x)
             for group in batch.groups:
                 self.group_attention(group, qkv, attended)
-            batch.map(lambda rows: self.post(layer, x[rows], attended[rows]), x)
-        norm = model.emb_layer_norm_after
+            batch.map(x, partial(self.post, layer), x, attended)
         out = torch.empty(batch.padded, model.embed_dim, dtype=torch.float32, device=x.device)
-        return batch.map(lambda rows: F.layer_norm(
-            x[rows].float(), norm.normalized_shape, norm.weight.float(), norm.bias.float(),
-            norm.eps), out)
+        return batch.map(out, partial(final_norm, model.emb_layer_norm_after), x)
 
     def packed_embed(self, batch: Packed) -> torch.Tensor:
         """Token embeddings with the token-dropout rescale of each token's own sequence."""
         model = self.model
-        weight = model.embed_tokens.weight
-        x = weight.new_empty(batch.padded, model.embed_dim)
-        scale = self.dropout_scale(batch, weight.dtype)
-
-        def embed(rows: slice) -> torch.Tensor:
-            tokens = batch.tokens[rows]
-            out = model.embed_scale * model.embed_tokens(tokens)
-            if scale is None:
-                return out
-            out = out.masked_fill(tokens.eq(model.mask_idx).unsqueeze(-1), 0.0)
-            return out * (1 - MASK_RATIO_TRAIN) / scale[rows].unsqueeze(-1)
-        return batch.map(embed, x)
+        x = model.embed_tokens.weight.new_empty(batch.padded, model.embed_dim)
+        scale = self.dropout_scale(batch, x.dtype)
+        if scale is None:
+            return batch.map(x, partial(embed_rows, model), batch.tokens)
+        return batch.map(x, partial(embed_rows, model), batch.tokens, scale)
 
     def dropout_scale(self, batch: Packed, dtype: torch.dtype) -> torch.Tensor | None:
         """Per token, 1 - its sequence's share of <mask> tokens (fair-esm's token dropout), in

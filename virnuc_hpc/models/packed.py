@@ -90,11 +90,13 @@ class Packed:
     def chunks(self) -> range:
         return range(0, self.padded, self.chunk)
 
-    def map(self, step: Callable[[slice], torch.Tensor], out: torch.Tensor) -> torch.Tensor:
-        """`out[c] = step(c)` for every chunk slice c: one kernel shape per step."""
+    def map(self, out: torch.Tensor, step: Callable[..., torch.Tensor],
+            *inputs: torch.Tensor) -> torch.Tensor:
+        """`out[c] = step(*(t[c] for t in inputs))` for every chunk c of rows: each call of
+        `step` sees [chunk, ...] inputs, one shape whatever the batch."""
         for start in self.chunks():
             rows = slice(start, start + self.chunk)
-            out[rows] = step(rows)
+            out[rows] = step(*(t[rows] for t in inputs))
         return out
 
     def pooled(self, hidden: torch.Tensor, keep: Callable[[Group], torch.Tensor]) -> torch.Tensor:
