@@ -158,15 +158,21 @@ def test_pack_puts_every_token_once_in_chunks_and_groups_of_fixed_shape():
     assert packed.padded == 64 and packed.padded % shapes.chunk_tokens == 0
     assert packed.tokens[:sum(lengths)].tolist() == np.concatenate(tokens).tolist()
     assert (packed.tokens[sum(lengths):] == -1).all()
+    flat = packed.buffer(1, torch.zeros(1))
+    assert flat.shape == (65, 1) and (flat[sum(lengths):] == 0).all()   # padding, zero row
+    flat[:sum(lengths), 0] = packed.tokens[:sum(lengths)].float()
     seen = []
     for group in packed.groups:
         assert group.rows == shapes.group_rows(group.width)        # fixed for the width
         assert all(shapes.width(lengths[i]) == group.width for i in group.members)
-        grid = group.gather(packed.tokens.unsqueeze(1).float()).squeeze(-1)
+        grid = group.gather(flat).squeeze(-1)
         for slot, index in enumerate(group.members):
             n = lengths[index]
             assert grid[slot, :n].tolist() == tokens[index].tolist()
             assert (grid[slot, n:] == 0).all()                     # padding is zeros
+        back = torch.full_like(flat, -5.0)
+        group.scatter(grid[:, None, :, None], back)             # [rows, 1 head, W, 1]
+        assert torch.equal(back[group.source], flat[group.source])
         seen += group.members
     assert sorted(seen) == list(range(len(lengths)))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -105,8 +106,7 @@ class SelfAttention(nn.Module):
         grid = group.gather(qkv).view(group.rows, group.width, 3, self.heads, self.head_dim)
         q, k, v = grid.permute(2, 0, 3, 1, 4).unbind(0)
         pad = (1.0 - group.keys()[:, None, None, :].float()) * PAD_BIAS
-        attended = self.attend(q, k, v, alibi + pad)
-        group.scatter(attended.transpose(1, 2).reshape(group.rows, group.width, -1), out)
+        group.scatter(self.attend(q, k, v, alibi + pad), out)
 
 
 class SelfOutput(nn.Module):
@@ -203,17 +203,17 @@ class DnabertModel(nn.Module):
         return (alibi + pad).to(dtype)
 
     def packed(self, batch: Packed) -> torch.Tensor:
-        """[padded, H] last hidden state of a packed batch: `forward`'s rows for every real
-        token, each computed in fixed shapes."""
+        """[padded + 1, H] last hidden state of a packed batch (a buffer: Packed.buffer):
+        `forward`'s rows for every real token, each computed in fixed shapes."""
         cfg = self.config
-        x = self.embeddings.word_embeddings.weight.new_empty(batch.padded, cfg.hidden_size)
+        x = batch.buffer(cfg.hidden_size, self.embeddings.word_embeddings.weight)
         batch.map(x, self.embeddings, batch.tokens)
-        qkv = x.new_empty(batch.padded, 3 * cfg.hidden_size)
-        attended = x.new_zeros(batch.padded, cfg.hidden_size)
+        qkv = batch.buffer(3 * cfg.hidden_size, x)
+        attended = batch.buffer(cfg.hidden_size, x)
         alibi = {g.width: alibi_bias(cfg.num_attention_heads, g.width, x.device)
                  for g in batch.groups}
         for layer in self.encoder.layer:
-            batch.map(qkv, layer.attention.self.Wqkv, x)
+            batch.each(partial(linear_into, layer.attention.self.Wqkv), x, qkv)
             for group in batch.groups:
                 layer.attention.self.group(group, qkv, alibi[group.width], attended)
             batch.map(x, layer.after_attention, attended, x)
@@ -229,6 +229,11 @@ class DnabertModel(nn.Module):
         for layer in self.encoder.layer:
             hidden = layer(hidden, bias)
         return hidden * attention_mask[..., None].to(hidden.dtype)
+
+
+def linear_into(linear: nn.Linear, x: torch.Tensor, out: torch.Tensor) -> None:
+    """`linear(x)` written straight into `out` (the same GEMM as nn.Linear's, no copy)."""
+    torch.addmm(linear.bias, x, linear.weight.t(), out=out)
 
 
 def masked_mean(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

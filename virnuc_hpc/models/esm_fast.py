@@ -112,6 +112,32 @@ def pre_attention(layer: nn.Module, weights, x: torch.Tensor) -> torch.Tensor:
     return F.linear(layer.self_attn_layer_norm(x), *weights)
 
 
+def pre_attention_into(layer: nn.Module, weights, x: torch.Tensor, out: torch.Tensor) -> None:
+    """`pre_attention` written straight into `out` (the chunk's rows of the q|k|v buffer)."""
+    weight, bias = weights
+    normed = layer.self_attn_layer_norm(x)
+    if bias is None:
+        torch.mm(normed, weight.t(), out=out)
+    else:
+        torch.addmm(bias, normed, weight.t(), out=out)
+
+
+def post_attention_into(layer: nn.Module, x: torch.Tensor, attended: torch.Tensor) -> None:
+    """`post_attention` in place on the chunk's rows of `x` (the same sums, no copy)."""
+    x.add_(layer.self_attn.out_proj(attended))
+    x.add_(layer.fc2(F.gelu(layer.fc1(layer.final_layer_norm(x)))))
+
+
+def into_last(step, *args) -> None:
+    """A compiled step's result copied into its last argument."""
+    args[-1].copy_(step(*args[:-1]))
+
+
+def into_first(step, *args) -> None:
+    """A compiled step's result copied into its first tensor argument (after the layer)."""
+    args[1].copy_(step(*args))
+
+
 def post_attention(layer: nn.Module, x: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
     """The rest of a pre-LN layer on a chunk: output projection, residual, feed-forward."""
     x = x + layer.self_attn.out_proj(attended)
@@ -133,10 +159,10 @@ class FastEsm2(nn.Module):
         # cycle (it would keep its model alive past LoadedModels.release, until a gc)
         self.step = torch.compile(block, dynamic=True) if compile_layers else block
         self.rotary = rotary_rows(self.head_dim)
-        self.pre, self.post = pre_attention, post_attention
+        self.pre, self.post = pre_attention_into, post_attention_into
         if compile_layers:  # the packed path's chunks have one static shape
-            self.pre = torch.compile(pre_attention, dynamic=False)
-            self.post = torch.compile(post_attention, dynamic=False)
+            self.pre = partial(into_last, torch.compile(pre_attention, dynamic=False))
+            self.post = partial(into_first, torch.compile(post_attention, dynamic=False))
 
     def embed(self, tokens: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
         model = self.model
@@ -162,24 +188,24 @@ class FastEsm2(nn.Module):
     # ---- the packed (fixed-shape) path ----------------------------------------------------
 
     def packed(self, batch: Packed) -> torch.Tensor:
-        """[padded, E] float32 last-layer representation of a packed batch (after
-        `emb_layer_norm_after`): the rows of `forward` for every real token."""
+        """[padded + 1, E] float32 last-layer representation of a packed batch (a buffer:
+        Packed.buffer), after `emb_layer_norm_after`: `forward`'s rows for every real token."""
         model = self.model
         x = self.packed_embed(batch)
-        qkv = x.new_empty(batch.padded, 3 * model.embed_dim)
-        attended = x.new_zeros(batch.padded, model.embed_dim)
+        qkv = batch.buffer(3 * model.embed_dim, x)
+        attended = batch.buffer(model.embed_dim, x)
         for layer, weights in zip(model.layers, self.qkv):
-            batch.map(qkv, partial(self.pre, layer, weights), x)
+            batch.each(partial(self.pre, layer, weights), x, qkv)
             for group in batch.groups:
                 self.group_attention(group, qkv, attended)
-            batch.map(x, partial(self.post, layer), x, attended)
-        out = torch.empty(batch.padded, model.embed_dim, dtype=torch.float32, device=x.device)
+            batch.each(partial(self.post, layer), x, attended)
+        out = batch.buffer(model.embed_dim, x, torch.float32)
         return batch.map(out, partial(final_norm, model.emb_layer_norm_after), x)
 
     def packed_embed(self, batch: Packed) -> torch.Tensor:
         """Token embeddings with the token-dropout rescale of each token's own sequence."""
         model = self.model
-        x = model.embed_tokens.weight.new_empty(batch.padded, model.embed_dim)
+        x = batch.buffer(model.embed_dim, model.embed_tokens.weight)
         scale = self.dropout_scale(batch, x.dtype)
         if scale is None:
             return batch.map(x, partial(embed_rows, model), batch.tokens)
@@ -214,4 +240,4 @@ class FastEsm2(nn.Module):
         else:
             q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
             attended = F.scaled_dot_product_attention(q, k, v, attn_mask=keys)
-        group.scatter(attended.transpose(1, 2).reshape(group.rows, group.width, -1), out)
+        group.scatter(attended, out)

@@ -48,10 +48,13 @@ class Group:
     """Sequences of one width, computed together in `rows` slots of `width` positions."""
 
     width: int
-    members: list[int]     # batch indices in slot order (fewer than `rows` in a last group)
-    lengths: torch.Tensor  # [rows] token counts; an empty slot counts as full (no NaN rows)
-    source: torch.Tensor   # flat packed rows of every real token, in slot-major order
-    target: torch.Tensor   # their positions in the [rows * width] grid
+    members: list[int]       # batch indices in slot order (fewer than `rows` in a last group)
+    lengths: torch.Tensor    # [rows] token counts; an empty slot counts as full (no NaN rows)
+    index: torch.Tensor      # [rows * width] the packed row of each grid position (the zero row
+    #                          of the buffers where a position holds no token)
+    source: torch.Tensor     # [n] packed rows of the group's tokens, slot by slot
+    slots: torch.Tensor      # [n] and their slot
+    positions: torch.Tensor  # [n] and position in it
 
     @property
     def rows(self) -> int:
@@ -63,19 +66,23 @@ class Group:
         return positions < self.lengths.unsqueeze(1)
 
     def gather(self, flat: torch.Tensor) -> torch.Tensor:
-        """[rows, width, ...] from packed [tokens, ...] rows, zeros where there is no token."""
-        grid = flat.new_zeros((self.rows * self.width, *flat.shape[1:]))
-        grid[self.target] = flat[self.source]
-        return grid.view(self.rows, self.width, *flat.shape[1:])
+        """[rows, width, ...] from a packed buffer (Packed.buffer: its zero row fills the
+        positions without a token), in one copy."""
+        return flat.index_select(0, self.index).view(self.rows, self.width, *flat.shape[1:])
 
-    def scatter(self, grid: torch.Tensor, flat: torch.Tensor) -> None:
-        """Write the real tokens of [rows, width, ...] `grid` back into packed `flat`."""
-        flat[self.source] = grid.reshape(self.rows * self.width, *grid.shape[2:])[self.target]
+    def scatter(self, heads: torch.Tensor, flat: torch.Tensor) -> None:
+        """Write the tokens of attention output [rows, heads, width, head_dim] back into packed
+        `flat` [padded + 1, heads * head_dim] rows."""
+        flat.index_copy_(0, self.source,
+                         heads[self.slots, :, self.positions].reshape(len(self.source), -1))
 
 
 @dataclass(frozen=True)
 class Packed:
-    """A batch of token sequences, packed for fixed-shape kernels."""
+    """A batch of token sequences, packed for fixed-shape kernels.
+
+    Its buffers (`buffer`) hold `padded` rows, the tokens then the last chunk's padding, and
+    one zero row after them, which attention groups read where a position holds no token."""
 
     tokens: torch.Tensor     # [padded] token ids: the sequences back to back, then padding
     sequence: torch.Tensor   # [padded] the batch index of each token's sequence (0 on padding)
@@ -87,20 +94,37 @@ class Packed:
     def padded(self) -> int:
         return self.tokens.shape[0]
 
-    def chunks(self) -> range:
-        return range(0, self.padded, self.chunk)
+    @property
+    def real(self) -> int:
+        return sum(self.lengths)
+
+    def chunks(self) -> list[slice]:
+        return [slice(start, start + self.chunk) for start in range(0, self.padded, self.chunk)]
+
+    def buffer(self, width: int, like: torch.Tensor, dtype: torch.dtype | None = None
+               ) -> torch.Tensor:
+        """[padded + 1, width] on `like`'s device, zero after the real tokens (the padding and
+        the zero row), to be filled chunk by chunk."""
+        out = like.new_empty(self.padded + 1, width, dtype=dtype or like.dtype)
+        out[self.real:].zero_()
+        return out
 
     def map(self, out: torch.Tensor, step: Callable[..., torch.Tensor],
             *inputs: torch.Tensor) -> torch.Tensor:
         """`out[c] = step(*(t[c] for t in inputs))` for every chunk c of rows: each call of
         `step` sees [chunk, ...] inputs, one shape whatever the batch."""
-        for start in self.chunks():
-            rows = slice(start, start + self.chunk)
+        for rows in self.chunks():
             out[rows] = step(*(t[rows] for t in inputs))
         return out
 
+    def each(self, step: Callable[..., None], *tensors: torch.Tensor) -> None:
+        """`step(*(t[c] for t in tensors))` for every chunk c: a step that writes its result
+        into one of the chunk views itself (no copy)."""
+        for rows in self.chunks():
+            step(*(t[rows] for t in tensors))
+
     def pooled(self, hidden: torch.Tensor, keep: Callable[[Group], torch.Tensor]) -> torch.Tensor:
-        """[sequences, dim] float32: the mean of `hidden` [padded, dim] over the positions
+        """[sequences, dim] float32: the mean of `hidden` (a buffer) over the positions
         `keep(group)` [rows, width] marks, computed group by group (fixed shapes)."""
         out = torch.empty(len(self.lengths), hidden.shape[1], dtype=torch.float32,
                           device=hidden.device)
@@ -125,7 +149,7 @@ def pack(tokens: Sequence[np.ndarray], shapes: Shapes, pad_id: int,
     if tokens:
         flat[:total] = np.concatenate(tokens)
         owner[:total] = np.repeat(np.arange(len(tokens)), lengths)
-    groups = [_group(width, members, lengths, starts, shapes, device)
+    groups = [_group(width, members, lengths, starts, padded, shapes, device)
               for width, members in _by_width(lengths, shapes)]
     return Packed(_to(flat, device), _to(owner, device), lengths, shapes.chunk_tokens, groups)
 
@@ -144,17 +168,20 @@ def _by_width(lengths: list[int], shapes: Shapes) -> list[tuple[int, list[int]]]
 
 
 def _group(width: int, members: list[int], lengths: list[int], starts: np.ndarray,
-           shapes: Shapes, device) -> Group:
+           padded: int, shapes: Shapes, device) -> Group:
     rows = shapes.group_rows(width)
     slot_lengths = np.full(rows, width, dtype=np.int64)  # empty slots: full, all zeros
-    source, target = [], []
-    for slot, index in enumerate(members):
-        n = lengths[index]
+    index = np.full((rows, width), padded, dtype=np.int64)   # the zero row
+    source, slots, positions = [], [], []
+    for slot, member in enumerate(members):
+        n = lengths[member]
         slot_lengths[slot] = n
-        source.append(np.arange(starts[index], starts[index] + n))
-        target.append(np.arange(slot * width, slot * width + n))
-    return Group(width, members, _to(slot_lengths, device),
-                 _to(np.concatenate(source), device), _to(np.concatenate(target), device))
+        index[slot, :n] = np.arange(starts[member], starts[member] + n)
+        source.append(index[slot, :n])
+        slots.append(np.full(n, slot, dtype=np.int64))
+        positions.append(np.arange(n, dtype=np.int64))
+    return Group(width, members, _to(slot_lengths, device), _to(index.reshape(-1), device),
+                 *(_to(np.concatenate(a), device) for a in (source, slots, positions)))
 
 
 def _to(array: np.ndarray, device) -> torch.Tensor:
