@@ -395,10 +395,18 @@ class FramePipeline:
 
 
     def fixed_scores(self, features: np.ndarray) -> np.ndarray:
-        rows = -(-max(len(features), 1) // SCORE_ROWS) * SCORE_ROWS
-        padded = np.zeros((rows, features.shape[1]), np.float32)
-        padded[:len(features)] = features
-        chunks = torch.from_numpy(padded).to(self.device).split(SCORE_ROWS)
-        with torch.inference_mode(), one_thread(torch.device(self.device)):
-            scores = [torch.softmax(self.classifier(c).float(), dim=1) for c in chunks]
-        return torch.cat(scores).cpu().numpy()[:len(features)]
+        return fixed_scores(self.classifier, features, self.device)
+
+
+def fixed_scores(classifier: torch.nn.Module, features: np.ndarray,
+                 device: str = "cpu") -> np.ndarray:
+    """Softmax of `classifier` over `features` [n, width] in calls of exactly SCORE_ROWS rows
+    (the last one padded with zero rows), on one CPU thread: a row's scores never depend on
+    how many rows share the call."""
+    rows = -(-max(len(features), 1) // SCORE_ROWS) * SCORE_ROWS
+    padded = np.zeros((rows, features.shape[1]), np.float32)
+    padded[:len(features)] = features
+    chunks = torch.from_numpy(padded).to(device).split(SCORE_ROWS)
+    with torch.inference_mode(), one_thread(torch.device(device)):
+        scores = [torch.softmax(classifier(c).float(), dim=1) for c in chunks]
+    return torch.cat(scores).cpu().numpy()[:len(features)]

@@ -49,8 +49,9 @@ def esm_rate(precision: str, cache_root=None) -> Rate:
     try:
         measured = json.loads(measurement_path(precision, cache_root).read_text())
         when = time.strftime("%Y-%m-%d", time.localtime(measured["recorded"]))
+        tool = measured.get("tool", "`virnuc-hpc bench`")
         return Rate(float(measured["residues_per_s"]), True,
-                    f"`virnuc-hpc bench` on {measured['device']}, {when}")
+                    f"{tool} on {measured['device']}, {when}")
     except (OSError, ValueError, KeyError, TypeError):
         hint = "measure yours: virnuc-hpc bench --model esm2-3b --random-weights on a GPU node"
         return Rate(GOALS[precision], False, f"one H100, {precision}, docs/gpu-ceilings.md; "

@@ -9,6 +9,7 @@ image that ran the tasks). Versions come from the installed distributions' metad
 from __future__ import annotations
 
 import platform
+from functools import lru_cache
 from importlib import metadata
 
 GROUP = "virnuc_hpc"
@@ -23,9 +24,15 @@ def package_version(name: str) -> str:
         return "not installed"
 
 
+@lru_cache(maxsize=1)
+def _installed() -> tuple[tuple[str, str], ...]:
+    return tuple((name, package_version(name)) for name in PACKAGES)
+
+
 def tool_versions() -> dict[str, str]:
-    """virnuc-hpc, python, torch, transformers, fair-esm -> version, in that order."""
-    found = {name: package_version(name) for name in PACKAGES}
+    """virnuc-hpc, python, torch, transformers, fair-esm -> version, in that order (read once
+    per process: what is installed does not change under a running process)."""
+    found = dict(_installed())
     return {"virnuc-hpc": found.pop("virnuc-hpc"), "python": platform.python_version(), **found}
 
 

@@ -153,17 +153,21 @@ def dnabert_files(seed: int = SEED, cfg: DnabertConfig = TINY_DNABERT) -> dict[s
     """A DNABERT-S folder: config.json, pytorch_model.bin, tokenizer files."""
     gen = _generator(seed, 2)
     state = {k: random_param(k, s, gen) for k, s in dnabert_state_shapes(cfg).items()}
+    return {"config.json": _json_bytes(_dnabert_config_json(cfg)),
+            "pytorch_model.bin": _torch_bytes(state),
+            **dnabert_tokenizer_files(seed, cfg.vocab_size)}
+
+
+def dnabert_tokenizer_files(seed: int = SEED, vocab_size: int = TINY_DNABERT.vocab_size
+                            ) -> dict[str, bytes]:
+    """A DNABERT-S folder's tokenizer files: a BPE of `vocab_size` on seeded DNA."""
     special = {"unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]",
                "pad_token": "[PAD]", "mask_token": "[MASK]"}
     tokenizer_config = special | {"tokenizer_class": "PreTrainedTokenizerFast",
                                   "model_max_length": 1_000_000_000}
-    return {
-        "config.json": _json_bytes(_dnabert_config_json(cfg)),
-        "pytorch_model.bin": _torch_bytes(state),
-        "tokenizer.json": _dnabert_tokenizer_json(seed, cfg.vocab_size),
-        "tokenizer_config.json": _json_bytes(tokenizer_config),
-        "special_tokens_map.json": _json_bytes(special),
-    }
+    return {"tokenizer.json": _dnabert_tokenizer_json(seed, vocab_size),
+            "tokenizer_config.json": _json_bytes(tokenizer_config),
+            "special_tokens_map.json": _json_bytes(special)}
 
 
 # ---------------------------------------------------------------- ESM-2
