@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO))
 
 def write_reads(path: Path, reads: int, fraction: float, seed: int = 4):
     """150-bp coding-like reads, `fraction` of them copies of an earlier read."""
-    from virnuc_hpc import synthetic
+    from virnuc_hpc.sequences import synthetic
 
     rng = np.random.default_rng(seed)
     fresh = (seq for _, seq in synthetic.reads(reads, 150, 150, seed=seed))
@@ -59,7 +59,7 @@ class StandIn:
         self.seconds, self.slept = seconds, 0.0
 
     def install(self) -> None:
-        from virnuc_hpc import embed
+        from virnuc_hpc.models import encoders as embed
 
         stand_in = self
 
@@ -81,10 +81,10 @@ def _row(tokens: np.ndarray, width: int) -> np.ndarray:
 def run_once(fasta: Path, run_dir: Path, dedup: bool, stand_in: StandIn) -> dict:
     from virnuc_hpc.models.cache import profile_fingerprints
     from virnuc_hpc.plan import load_plan, plan_input
-    from virnuc_hpc.reduce import reduce_run
-    from virnuc_hpc.rundir import RunDir
-    from virnuc_hpc.store import read_done
-    from virnuc_hpc.task import run_task, task_options
+    from virnuc_hpc.reduce.merge import reduce_run
+    from virnuc_hpc.core.rundir import RunDir
+    from virnuc_hpc.parts.store import read_done
+    from virnuc_hpc.task.run import run_task, task_options
 
     shutil.rmtree(run_dir, ignore_errors=True)
     plan_input(fasta, run_dir, shards=4, chunk_size=300, profile="tiny",

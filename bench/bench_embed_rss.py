@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from virnuc_hpc.embed import open_encoder
+from virnuc_hpc.models.encoders import open_encoder
 
 PAGE = 4096
 

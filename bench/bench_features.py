@@ -2,7 +2,7 @@
 
     python bench/bench_features.py [--reads 3000] [--part-rows 2048] [--models tiny]
 
-Runs `--reads` synthetic coding-like reads of 150-300 bp (virnuc_hpc.synthetic, one 300-bp
+Runs `--reads` synthetic coding-like reads of 150-300 bp (virnuc_hpc.sequences.synthetic, one 300-bp
 chunk each) through the whole pipeline (plan, the task in this process, reduce) once per
 choice: fp32, fp16, none. Prints per choice the frames, the bytes per frame of the parts
 (safetensors: tensor data and header) and of the sidecars (frame IDs, checksums), what
@@ -34,8 +34,8 @@ def run(input_path: Path, run_dir: Path, features: str, part_rows: int, models: 
     """Plan, run the shard here, reduce."""
     from virnuc_hpc.models.cache import profile_fingerprints
     from virnuc_hpc.plan import plan_input
-    from virnuc_hpc.reduce import reduce_run
-    from virnuc_hpc.task import run_task, task_options
+    from virnuc_hpc.reduce.merge import reduce_run
+    from virnuc_hpc.task.run import run_task, task_options
 
     plan_input(input_path, run_dir, shards=1, chunk_size=300, profile=models,
                config={"features": features, "part_rows": part_rows},
@@ -47,7 +47,7 @@ def run(input_path: Path, run_dir: Path, features: str, part_rows: int, models: 
 
 def measure(run_dir: Path) -> dict:
     """Frames, part and sidecar bytes of the run's parts, and its features index."""
-    from virnuc_hpc.rundir import RunDir
+    from virnuc_hpc.core.rundir import RunDir
 
     run = RunDir(run_dir)
     task = run.task(0)
@@ -63,7 +63,7 @@ def rows(run_dir: Path) -> dict[str, np.ndarray]:
     """The features of every part, concatenated, as float32."""
     from safetensors.numpy import load_file
 
-    from virnuc_hpc.rundir import RunDir
+    from virnuc_hpc.core.rundir import RunDir
 
     task = RunDir(run_dir).task(0)
     loaded = [load_file(task.part(k)) for k in task.part_indices()]
@@ -77,14 +77,14 @@ def worst_fp16_error(full: Path, half: Path) -> float:
 
 
 def same_results(run_dir: Path, reference: Path) -> bool:
-    from virnuc_hpc.rundir import RunDir
+    from virnuc_hpc.core.rundir import RunDir
 
     ours, theirs = RunDir(run_dir).results, RunDir(reference).results
     return all((ours / n).read_bytes() == (theirs / n).read_bytes() for n in RESULTS)
 
 
 def table(work: Path) -> list[str]:
-    from virnuc_hpc.store import part_layout
+    from virnuc_hpc.parts.store import part_layout
 
     runs = {f: work / f for f in CHOICES}
     lines = ["| features | frames | part bytes/frame | sidecar bytes/frame | tensor bytes/frame "
@@ -111,7 +111,7 @@ def main() -> None:
     parser.add_argument("--part-rows", type=int, default=2048)
     parser.add_argument("--models", choices=("tiny", "real"), default="tiny")
     args = parser.parse_args()
-    from virnuc_hpc import synthetic
+    from virnuc_hpc.sequences import synthetic
 
     with tempfile.TemporaryDirectory(prefix="bench-features-") as tmp:
         work = Path(tmp)

@@ -4,7 +4,7 @@ largest score change, and the calls that differ (per chunk and per sequence).
     python bench/bench_fidelity.py [--reads 10000] [--device cpu|cuda] [--models tiny|real]
 
 Two inputs: the bundled example (44 reads) and `--reads` synthetic coding-like reads of
-150-500 bp (virnuc_hpc.synthetic). Each is run through the whole pipeline (plan, the tasks
+150-500 bp (virnuc_hpc.sequences.synthetic). Each is run through the whole pipeline (plan, the tasks
 in this process, reduce) once per precision; the feature parts and the result files of each
 reduced precision are compared with fp32's, frame by frame. On the CPU with the tiny profile
 (torch runs bf16 and fp16 there) the figures show the code path works and how rounding
@@ -34,8 +34,8 @@ def run(input_path: Path, run_dir: Path, precision: str, device: str, models: st
     """Plan, run every shard here, reduce; the seconds it took."""
     from virnuc_hpc.models.cache import profile_fingerprints
     from virnuc_hpc.plan import load_plan, plan_input
-    from virnuc_hpc.reduce import reduce_run
-    from virnuc_hpc.task import run_task, task_options
+    from virnuc_hpc.reduce.merge import reduce_run
+    from virnuc_hpc.task.run import run_task, task_options
 
     start = time.perf_counter()
     plan_input(input_path, run_dir, shards=1, chunk_size=500, profile=models,
@@ -54,8 +54,8 @@ def features(run_dir: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(frame IDs, features [n, 768+2560 or tiny widths], scores [n, 2]) over every part."""
     from safetensors.numpy import load_file
 
-    from virnuc_hpc.rundir import RunDir
-    from virnuc_hpc.store import read_done
+    from virnuc_hpc.core.rundir import RunDir
+    from virnuc_hpc.parts.store import read_done
 
     run, ids, rows, scores = RunDir(run_dir), [], [], []
     for k, _ in enumerate(read_done(run.task(0).root)["parts"]):
@@ -73,7 +73,7 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def calls(run_dir: Path) -> tuple[dict[str, str], dict[str, str]]:
     """Per chunk (VirNucPro's highest-score file) and per sequence (predictions.tsv)."""
-    from virnuc_hpc.rundir import RunDir
+    from virnuc_hpc.core.rundir import RunDir
 
     run = RunDir(run_dir)
     with open(run.highestscore) as handle:
@@ -99,7 +99,7 @@ def compare(reference: Path, other: Path) -> dict:
 
 
 def synthetic_input(folder: Path, count: int) -> Path:
-    from virnuc_hpc.synthetic import reads, write_fasta
+    from virnuc_hpc.sequences.synthetic import reads, write_fasta
 
     return write_fasta(folder / f"synthetic-{count}.fa", reads(count, 150, 500, seed=7))
 

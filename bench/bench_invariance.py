@@ -68,7 +68,7 @@ def flops(rows: int, positions: list[tuple[int, int]]) -> float:
 
 def sorted_cost(lengths: list[int], budget: int) -> tuple[float, float]:
     """(padding share, FLOPs over the unpadded FLOPs) of length-sorted batches."""
-    from virnuc_hpc.embed import token_batches
+    from virnuc_hpc.models.encoders import token_batches
 
     rows, positions = 0, []
     for batch in token_batches(lengths, budget):
@@ -84,7 +84,7 @@ def ideal(lengths: list[int]) -> float:
 
 def invariant_cost(lengths: list[int], shapes, budget: int) -> tuple[float, float, float]:
     """(token-wise padding share, attention padding share, FLOPs over unpadded FLOPs)."""
-    from virnuc_hpc.embed import packed_batches
+    from virnuc_hpc.models.encoders import packed_batches
     from virnuc_hpc.models.packed import padding
 
     batches = packed_batches(lengths, budget, shapes.chunk_tokens)
@@ -126,7 +126,7 @@ def by_parts(lengths: list[int], part_rows: int, cost, *args) -> tuple[float, ..
 
 
 def padding_table(name: str, frames, part_rows: int) -> list[str]:
-    from virnuc_hpc.models.shapes import CPU_SHAPES, GPU_SHAPES
+    from virnuc_hpc.core.shapes import CPU_SHAPES, GPU_SHAPES
 
     rows = []
     for encoder, lengths in token_lengths(frames).items():
@@ -150,7 +150,7 @@ def frames_per_s(frames, shapes, threads: int, repeats: int = 3) -> float:
     import torch
 
     from virnuc_hpc.models import LoadedModels, resolve_profile
-    from virnuc_hpc.task import FramePipeline, TaskOptions
+    from virnuc_hpc.task.run import FramePipeline, TaskOptions
 
     torch.set_num_threads(threads)
     with LoadedModels(resolve_profile("tiny", 500)) as models:
@@ -167,7 +167,7 @@ def frames_per_s(frames, shapes, threads: int, repeats: int = 3) -> float:
 
 
 def timing_table(name: str, frames) -> list[str]:
-    from virnuc_hpc.models.shapes import CPU_SHAPES
+    from virnuc_hpc.core.shapes import CPU_SHAPES
 
     rows = []
     sorted2 = frames_per_s(frames, None, 2)

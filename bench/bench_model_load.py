@@ -81,7 +81,7 @@ def _random(shape, gen):
 def write_entry(folder: Path, spec_name: str, kind: str, dim: int, files: dict[str, bytes]
                 | None = None) -> None:
     """A cache entry: the files (already in `folder`, or `files`) and their MANIFEST."""
-    from virnuc_hpc.fsio import atomic_write, sha256_file
+    from virnuc_hpc.core.fsio import atomic_write, sha256_file
 
     folder.mkdir(parents=True, exist_ok=True)
     for name, data in (files or {}).items():
@@ -154,7 +154,7 @@ def child(mode: str, model: str, root: Path, device: str, precision: str) -> dic
 
 def before(clock: Clock, model: str, folder: Path, device: str, dtype) -> None:
     """The load a task ran until now: hash every file, fair-esm's loader, then cast/move."""
-    from virnuc_hpc.fsio import sha256_file
+    from virnuc_hpc.core.fsio import sha256_file
 
     files = [p for p in sorted(folder.iterdir()) if p.name != "MANIFEST.json"]
     clock.step("verify", lambda: [sha256_file(p) for p in files])

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from virnuc_hpc.bench import bench  # noqa: E402
+from virnuc_hpc.models.bench import bench  # noqa: E402
 from virnuc_hpc.models.registry import BENCH_MODELS as MODELS  # noqa: E402
 
 HEADER = ("| model | device | precision | chunk | budget | residues/s | tokens/s | seq/s | "

@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from virnuc_hpc import synthetic  # noqa: E402
+from virnuc_hpc.sequences import synthetic# noqa: E402
 
 
 class StandIn:
@@ -52,7 +52,7 @@ class StandIn:
     @contextmanager
     def device(self, replay: bool):
         """`Encoder.forward` replaced for the block: recording, or replaying asleep."""
-        from virnuc_hpc.embed import Encoder
+        from virnuc_hpc.models.encoders import Encoder
 
         real = Encoder.forward
         Encoder.forward = lambda encoder, tokens: (self.replayed if replay else self.recorded)(
@@ -83,8 +83,8 @@ class StandIn:
 @contextmanager
 def parts_clock():
     """The parts' span: the first `features` call to the last `write_part` return."""
-    from virnuc_hpc.store import PartWriter
-    from virnuc_hpc.task import FramePipeline
+    from virnuc_hpc.parts.store import PartWriter
+    from virnuc_hpc.task.run import FramePipeline
 
     features, write_part, span = FramePipeline.features, PartWriter.write_part, {}
 
@@ -123,7 +123,7 @@ def setup(scratch: Path, args) -> Path:
 
 
 def shard_digests(run_dir: Path) -> dict[str, str]:
-    from virnuc_hpc.rundir import RunDir
+    from virnuc_hpc.core.rundir import RunDir
 
     task = RunDir(run_dir).task(0)
     files = [*sorted(task.root.glob("part-*")), task.accounting]
@@ -133,7 +133,7 @@ def shard_digests(run_dir: Path) -> dict[str, str]:
 def run_once(planned: Path, dest: Path, depth: int, stand_in: StandIn,
              replay: bool = True) -> dict:
     """One task run on a fresh copy of the planned shard; its figures."""
-    from virnuc_hpc.task import run_task, task_options
+    from virnuc_hpc.task.run import run_task, task_options
 
     shutil.copytree(planned, dest)
     options = replace(task_options(dest, "cpu"), prefetch=depth)

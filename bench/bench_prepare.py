@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from virnuc_hpc import synthetic  # noqa: E402
+from virnuc_hpc.sequences import synthetic# noqa: E402
 from virnuc_hpc.sequences import chunk_spans, iter_records, prepare  # noqa: E402
 from virnuc_hpc.sequences.prepare import revcomp, translate_frame  # noqa: E402
 from virnuc_hpc.sequences.translate import translate_file  # noqa: E402

@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from virnuc_hpc import synthetic
+from virnuc_hpc.sequences import synthetic
 
 WARMUP = 0.2
 PERIOD_S = 0.25

@@ -92,7 +92,7 @@ def bench_reduce(workdir: Path, frames: int, samples: int, shards: int) -> None:
     from bench_report import write_shard
 
     from virnuc_hpc.plan import plan_input
-    from virnuc_hpc.rundir import RunDir
+    from virnuc_hpc.core.rundir import RunDir
     from virnuc_hpc.plan.samples import read_samplesheet
 
     import numpy as np
@@ -122,7 +122,7 @@ def run_plan(sheet: str, run_dir: str, shards: str) -> None:
 
 
 def run_reduce(run_dir: str) -> None:
-    from virnuc_hpc.reduce import reduce_run
+    from virnuc_hpc.reduce.merge import reduce_run
 
     result = reduce_run(run_dir)
     if not result.ok:

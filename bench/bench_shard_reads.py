@@ -60,7 +60,7 @@ print(json.dumps({"seconds": seconds, "read": read, "frames": frames, "opened": 
 
 
 def write_inputs(folder: Path, reads: int) -> dict[str, list[Path]]:
-    from virnuc_hpc import synthetic
+    from virnuc_hpc.sequences import synthetic
 
     records = list(synthetic.reads(reads, 150, 150, seed=3))
     plain = synthetic.write_fasta(folder / "reads.fa", records)

@@ -214,7 +214,7 @@ class Suite:
         import esm
         from esm.model.esm2 import ESM2
 
-        from virnuc_hpc.embed import PRECISIONS
+        from virnuc_hpc.models.encoders import PRECISIONS
 
         layers, width, heads = self.sizes.esm
         alphabet = esm.data.Alphabet.from_architecture("ESM-1b")
@@ -224,7 +224,7 @@ class Suite:
         return model.to(PRECISIONS[precision]), alphabet
 
     def dnabert_model(self, precision: str):
-        from virnuc_hpc.embed import PRECISIONS
+        from virnuc_hpc.models.encoders import PRECISIONS
         from virnuc_hpc.models.dnabert import DnabertConfig, DnabertModel
 
         self.torch.manual_seed(0)
@@ -255,8 +255,8 @@ class Suite:
     def esm_rate(self, precision, invariant, compiled, chunk) -> dict:
         """One configuration's throughput; the peak memory counts the model and the batches
         (the budget is sized from the memory left free, as in a task)."""
-        from virnuc_hpc.bench import workload
-        from virnuc_hpc.embed import EsmEncoder, device_shapes
+        from virnuc_hpc.models.bench import workload
+        from virnuc_hpc.models.encoders import EsmEncoder, device_shapes
 
         torch = self.torch
         model, alphabet = self.esm_model(precision)
@@ -290,7 +290,7 @@ class Suite:
 
     def record(self, row: dict) -> str:
         """The default path's ESM-2 3B rate, where plan finds it."""
-        from virnuc_hpc.throughput import record_measurement
+        from virnuc_hpc.plan.throughput import record_measurement
 
         gpu = self.results["steps"].get("environment", {}).get("gpu", self.device)
         path = record_measurement({"precision": row["precision"],
@@ -299,8 +299,8 @@ class Suite:
         return str(path)
 
     def dnabert(self) -> dict:
-        from virnuc_hpc.bench import workload
-        from virnuc_hpc.embed import DnabertEncoder, device_shapes
+        from virnuc_hpc.models.bench import workload
+        from virnuc_hpc.models.encoders import DnabertEncoder, device_shapes
 
         rows = []
         for precision, invariant, chunk in [("bf16", True, 300), ("bf16", True, 500),
@@ -356,7 +356,7 @@ class Suite:
 
     def encoders(self, precision: str, invariant: bool, budget: int | None = None):
         """(DNABERT-S encoder, ESM-2 encoder) over the models `load_encoder_models` built."""
-        from virnuc_hpc.embed import DnabertEncoder, EsmEncoder, device_shapes
+        from virnuc_hpc.models.encoders import DnabertEncoder, EsmEncoder, device_shapes
 
         shapes = device_shapes(self.device) if invariant else None
         esm_model, alphabet = self.esm_models[precision]
@@ -402,7 +402,7 @@ class Suite:
     def score_invariance(self, rng) -> dict:
         import numpy as np
 
-        from virnuc_hpc.task import fixed_scores
+        from virnuc_hpc.task.run import fixed_scores
 
         classifier = random_classifier(self.torch, self.device, 768 + 2560)
         features = rng.normal(size=(1000, 768 + 2560)).astype(np.float32)
@@ -414,7 +414,7 @@ class Suite:
     def fidelity(self) -> dict:
         import numpy as np
 
-        from virnuc_hpc.task import fixed_scores
+        from virnuc_hpc.task.run import fixed_scores
 
         frames = self.frames()
         self.load_encoder_models(["fp32", "bf16", "fp16"])
@@ -444,8 +444,8 @@ class Suite:
     def profile(self) -> dict:
         from torch.profiler import ProfilerActivity, profile
 
-        from virnuc_hpc.bench import workload
-        from virnuc_hpc.embed import EsmEncoder, device_shapes
+        from virnuc_hpc.models.bench import workload
+        from virnuc_hpc.models.encoders import EsmEncoder, device_shapes
 
         model, alphabet = self.esm_model("bf16")
         encoder = EsmEncoder(model, alphabet, self.device, "bf16", None, False,
@@ -566,7 +566,7 @@ class Suite:
 
     def esm_only(self, run: Path, root: Path) -> dict:
         """The ESM-2 encoder alone on the shard's own proteins, as the task ran it."""
-        from virnuc_hpc.embed import EsmEncoder
+        from virnuc_hpc.models.encoders import EsmEncoder
         from virnuc_hpc.models import LoadedModels, resolve_profile
         from virnuc_hpc.plan import iter_shard_records, load_plan
         from virnuc_hpc.sequences import prepare

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from virnuc_hpc.embed import DnabertEncoder
+from virnuc_hpc.models.encoders import DnabertEncoder
 from virnuc_hpc.models import load_dnabert, reference
 from virnuc_hpc.models.dnabert import read_state_dict
 

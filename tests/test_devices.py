@@ -11,7 +11,7 @@ import stat
 import pytest
 
 from tests.helpers import REPO, run_cli
-from virnuc_hpc.devices import (Gpu, Target, capability_of, local_gpus, partition_gpus,
+from virnuc_hpc.plan.devices import (Gpu, Target, capability_of, local_gpus, partition_gpus,
                                 settle_precision, supports)
 
 EXAMPLE = REPO / "examples" / "reads.fa"

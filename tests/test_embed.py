@@ -8,8 +8,8 @@ import pytest
 import torch
 from esm.model.esm2 import ESM2
 
-from virnuc_hpc.embed import DnabertEncoder, EsmEncoder, check_rows, token_batches
-from virnuc_hpc.errors import ConfigError, IntegrityError
+from virnuc_hpc.models.encoders import DnabertEncoder, EsmEncoder, check_rows, token_batches
+from virnuc_hpc.core.errors import ConfigError, IntegrityError
 
 ALPHABET = esm.data.Alphabet.from_architecture("ESM-1b")
 AMINO = list("ACDEFGHIKLMNPQRSTVWY")
@@ -292,7 +292,7 @@ def cli(*argv) -> int:
 
 
 def test_embed_cli_dnabert_writes_ids_and_rows_in_input_order(tmp_path, cache):
-    from virnuc_hpc.embed import read_embeddings
+    from virnuc_hpc.models.encoders import read_embeddings
     from virnuc_hpc.models import ModelCache, get_spec, load_dnabert
 
     dna = random_dna(9, seed=7)
@@ -308,7 +308,7 @@ def test_embed_cli_dnabert_writes_ids_and_rows_in_input_order(tmp_path, cache):
 
 
 def test_embed_cli_esm_from_model_path(tmp_path, cache):
-    from virnuc_hpc.embed import read_embeddings
+    from virnuc_hpc.models.encoders import read_embeddings
     from virnuc_hpc.models import ModelCache, get_spec, load_esm
 
     checkpoint = ModelCache().prewarm(get_spec("tiny-esm2"))
@@ -367,7 +367,7 @@ def test_host_memory_stays_flat_over_many_batches():
 
 
 def test_a_gpu_budget_is_sized_from_free_memory_within_bounds():
-    from virnuc_hpc.embed import AUTO_BUDGET, activation_bytes, budget_from_memory
+    from virnuc_hpc.models.encoders import AUTO_BUDGET, activation_bytes, budget_from_memory
 
     per_token = activation_bytes(2560, 40, 170, 2, eager=False)   # ESM-2 3B, bf16, fused
     assert budget_from_memory(74 << 30, per_token) == AUTO_BUDGET[1]     # an H100 after weights

@@ -6,9 +6,9 @@ import errno
 
 import pytest
 
-from virnuc_hpc import faults
-from virnuc_hpc.faults import FaultSpecError, fault_point, parse
-from virnuc_hpc.fsio import atomic_write
+from virnuc_hpc.core import faults
+from virnuc_hpc.core.faults import FaultSpecError, fault_point, parse
+from virnuc_hpc.core.fsio import atomic_write
 
 
 def test_without_the_variable_nothing_happens(monkeypatch):

@@ -21,13 +21,13 @@ from tests.helpers_run import plan, run_all
 from tests.helpers_study import write_study
 from virnuc_hpc.plan import load_plan
 from virnuc_hpc.plan.samples import read_samplesheet
-from virnuc_hpc.reduce import reduce_run
-from virnuc_hpc.report import (accounting_section, calls_section, collect, draw, frames_section,
-                               models_section, options_section, prediction_section,
-                               samples_section, write_report)
-from virnuc_hpc.rundir import RunDir
-from virnuc_hpc.status import run_status
-from virnuc_hpc.store import read_done
+from virnuc_hpc.reduce.merge import reduce_run
+from virnuc_hpc.views.report import (accounting_section, calls_section, collect, draw,
+                                     frames_section, models_section, options_section,
+                                     prediction_section, samples_section, write_report)
+from virnuc_hpc.core.rundir import RunDir
+from virnuc_hpc.views.status import run_status
+from virnuc_hpc.parts.store import read_done
 
 CHOICES = ("fp32", "fp16", "none")
 SUMMARY_DIFFERS = {"time", "fingerprint", "features"}  # what may differ between the choices

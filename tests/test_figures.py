@@ -6,7 +6,7 @@ import struct
 
 import numpy as np
 
-from virnuc_hpc import figures
+from virnuc_hpc.views import figures
 
 
 def size(png: bytes) -> tuple[int, int]:

@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from virnuc_hpc.fsio import FILE_MODE, atomic_open, atomic_write, publish, temp_beside
+from virnuc_hpc.core.fsio import FILE_MODE, atomic_open, atomic_write, publish, temp_beside
 
 
 def test_error_inside_the_block_leaves_the_old_file_and_no_temp(tmp_path):
@@ -44,7 +44,7 @@ def test_files_get_the_mode_open_would_give(tmp_path):
 def test_nothing_is_world_writable_even_with_umask_000(tmp_path):
     import os
 
-    from virnuc_hpc.fsio import make_dirs
+    from virnuc_hpc.core.fsio import make_dirs
 
     previous = os.umask(0)
     try:

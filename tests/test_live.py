@@ -17,9 +17,9 @@ import pytest
 
 from tests.helpers import REPO
 from tests.helpers_run import plan
-from virnuc_hpc.live import LogView, RunProgress, duration, make_view
-from virnuc_hpc.rundir import RunDir
-from virnuc_hpc.store import write_heartbeat
+from virnuc_hpc.views.live import LogView, RunProgress, duration, make_view
+from virnuc_hpc.core.rundir import RunDir
+from virnuc_hpc.parts.store import write_heartbeat
 
 EXAMPLE = REPO / "examples" / "reads.fa"
 

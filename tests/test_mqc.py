@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 
 from tests.helpers_study import write_study
-from virnuc_hpc import mqc
+from virnuc_hpc.reduce import mqc
 from virnuc_hpc.plan import load_manifest, plan_input
-from virnuc_hpc.reduce import reduce_run
-from virnuc_hpc.rundir import RunDir
+from virnuc_hpc.reduce.merge import reduce_run
+from virnuc_hpc.core.rundir import RunDir
 from virnuc_hpc.plan.samples import RESERVED, read_samplesheet
-from virnuc_hpc.scores import SCORE_EDGES
+from virnuc_hpc.reduce.scores import SCORE_EDGES
 from virnuc_hpc.sequences.prepare import SKIP_REASONS
-from virnuc_hpc.versions import versions_yaml
+from virnuc_hpc.core.versions import versions_yaml
 
 try:
     from test_report import fake_run

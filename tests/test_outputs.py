@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from virnuc_hpc.outputs import (
+from virnuc_hpc.reduce.outputs import (
     ChunkTable, chunk_id, format_score, is_virus, label, prediction_lines, read_prediction_results,
     reopening_lines, write_prediction_files,
 )

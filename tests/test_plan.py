@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from virnuc_hpc.errors import ConfigError, InputError, IntegrityError, UserError
+from virnuc_hpc.core.errors import ConfigError, InputError, IntegrityError, UserError
 from virnuc_hpc.plan import (
     cut, imbalance, iter_shard_records, load_manifest, load_plan, plan_input,
 )
 from virnuc_hpc.plan.packing import Cutter, weighted
-from virnuc_hpc.rundir import RunDir
+from virnuc_hpc.core.rundir import RunDir
 from virnuc_hpc.sequences.prepare import chunk_spans
 
 
@@ -183,7 +183,7 @@ def test_plan_json_records_fingerprint_inputs_and_estimates(tmp_path):
 
 
 def test_gpu_hour_estimate_says_goal_until_a_measurement_is_recorded(tmp_path, monkeypatch):
-    from virnuc_hpc.throughput import GOALS, esm_rate, record_measurement
+    from virnuc_hpc.plan.throughput import GOALS, esm_rate, record_measurement
 
     cache = tmp_path / "cache"
     goal = esm_rate("bf16", cache)
@@ -220,7 +220,7 @@ def test_a_damaged_copy_is_caught_by_the_shards_that_read_it(tmp_path):
 
 
 def test_a_sequence_with_other_bases_than_planned_is_refused_naming_it(tmp_path, monkeypatch):
-    from virnuc_hpc.plan import records
+    from virnuc_hpc.plan import shard_reads as records
 
     fasta = write_fasta(tmp_path / "in.fa", [300] * 6)
     plan_input(fasta, tmp_path / "run", shards=1)
@@ -261,7 +261,7 @@ def write_study(tmp_path, sizes, seed=3, metadata=True):
 
 
 def test_a_study_is_packed_together_with_global_ordinals_and_a_sample_column(tmp_path):
-    from virnuc_hpc.fsio import sha256_file
+    from virnuc_hpc.core.fsio import sha256_file
     from virnuc_hpc.sequences import iter_records
 
     study = write_study(tmp_path, [40, 3, 1, 120, 9])
@@ -337,7 +337,7 @@ def test_a_task_opens_no_input_file_and_reads_only_its_slices(tmp_path, monkeypa
 
 
 def test_the_fingerprint_covers_every_sample_and_needs_no_parse(tmp_path):
-    from virnuc_hpc.fsio import sha256_file
+    from virnuc_hpc.core.fsio import sha256_file
     from virnuc_hpc.plan import fingerprint, study_fingerprint
     from virnuc_hpc.plan.samples import Study
 

@@ -11,10 +11,10 @@ import pytest
 
 from tests.helpers import REPO
 from tests.helpers_run import part_digests, plan
-from virnuc_hpc.prefetch import Ahead, Behind
-from virnuc_hpc.rundir import RunDir
-from virnuc_hpc.store import read_done
-from virnuc_hpc.task import (FramePipeline, StopRequested, TaskIOError, run_task,
+from virnuc_hpc.task.prefetch import Ahead, Behind
+from virnuc_hpc.core.rundir import RunDir
+from virnuc_hpc.parts.store import read_done
+from virnuc_hpc.task.run import (FramePipeline, StopRequested, TaskIOError, run_task,
                              task_options)
 
 PART_ROWS = 8  # examples/reads.fa: 6 parts
@@ -242,7 +242,7 @@ def test_keyboard_interrupt_mid_part_joins_every_thread(shard, monkeypatch):
 
 
 def test_a_bad_prefetch_setting_is_refused_in_one_line(shard, monkeypatch):
-    from virnuc_hpc.errors import ConfigError
+    from virnuc_hpc.core.errors import ConfigError
 
     monkeypatch.setenv("VIRNUC_HPC_PREFETCH", "yes")
     with pytest.raises(ConfigError, match="VIRNUC_HPC_PREFETCH='yes'"):

@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from virnuc_hpc.errors import IntegrityError
-from virnuc_hpc.outputs import read_prediction_results
+from virnuc_hpc.core.errors import IntegrityError
+from virnuc_hpc.reduce.outputs import read_prediction_results
 from virnuc_hpc.plan import load_manifest, plan_input
-from virnuc_hpc.reduce import PREDICTIONS_HEADER, reduce_run
-from virnuc_hpc.rundir import RunDir
-from virnuc_hpc.store import PartWriter
+from virnuc_hpc.reduce.merge import PREDICTIONS_HEADER, reduce_run
+from virnuc_hpc.core.rundir import RunDir
+from virnuc_hpc.parts.store import PartWriter
 
 try:
     from test_plan import write_fasta
@@ -98,7 +98,7 @@ def test_features_index_points_at_the_verified_parts(tmp_path):
     assert reduce_run(run_dir).ok
     index = json.loads(RunDir(run_dir).features_index.read_text())
     assert index["widths"] == {"dnabert": 6, "esm": 10, "scores": 2}
-    from virnuc_hpc.fsio import sha256_file
+    from virnuc_hpc.core.fsio import sha256_file
     for shard in index["shards"]:
         for part in shard["parts"]:
             assert sha256_file(RunDir(run_dir).root / part["path"]) == part["sha256"]
@@ -222,7 +222,7 @@ def test_unfinished_task_is_reported_not_merged(tmp_path):
 
 def test_an_io_error_is_one_line_naming_the_file_and_rerun_and_publishes_nothing(tmp_path,
                                                                                  monkeypatch):
-    from virnuc_hpc.reduce import ReduceIOError
+    from virnuc_hpc.reduce.merge import ReduceIOError
 
     run_dir = complete_run(tmp_path, shards=2)
     monkeypatch.setenv("VIRNUC_HPC_FAULTS", "write:*/predictions.tsv=enospc")
@@ -239,7 +239,7 @@ def test_an_io_error_is_one_line_naming_the_file_and_rerun_and_publishes_nothing
 
 
 def test_sigterm_stops_reduce_cleanly(tmp_path, monkeypatch):
-    from virnuc_hpc.reduce import ReduceStopped
+    from virnuc_hpc.reduce.merge import ReduceStopped
 
     run_dir = complete_run(tmp_path, shards=2)
     monkeypatch.setenv("VIRNUC_HPC_FAULTS", "reduce.merged=term")
@@ -368,7 +368,7 @@ def test_reduce_reads_each_part_once(tmp_path, monkeypatch):
 
 def test_a_failure_while_publishing_takes_back_what_this_reduce_published(tmp_path,
                                                                           monkeypatch):
-    from virnuc_hpc import reduce as reducing
+    from virnuc_hpc.reduce import merge as reducing
 
     run_dir, _ = planned_study(tmp_path)
     real, calls = reducing.publish, []

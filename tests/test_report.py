@@ -18,12 +18,12 @@ from tests.helpers_browser import open_page
 from tests.helpers_run import planned_run, predictions
 from virnuc_hpc.cli import main
 from virnuc_hpc.cli.reduce_cmd import reduce_and_report
-from virnuc_hpc.errors import ConfigError, IntegrityError, UserError
+from virnuc_hpc.core.errors import ConfigError, IntegrityError, UserError
 from virnuc_hpc.plan import load_manifest, plan_input
-from virnuc_hpc.reduce import reduce_run
-from virnuc_hpc.report import MAX_TRACKS, collect, write_report
-from virnuc_hpc.rundir import RunDir
-from virnuc_hpc.store import PartWriter, write_accounting
+from virnuc_hpc.reduce.merge import reduce_run
+from virnuc_hpc.views.report import MAX_TRACKS, collect, write_report
+from virnuc_hpc.core.rundir import RunDir
+from virnuc_hpc.parts.store import PartWriter, write_accounting
 
 try:
     from test_store import WIDTHS, write_fake_task
@@ -175,7 +175,7 @@ def test_reduce_writes_the_report_and_survives_a_failure_to_draw(tmp_path, monke
     def broken(report):
         raise RuntimeError("no fonts\non this node")
 
-    monkeypatch.setattr("virnuc_hpc.report.draw", broken)
+    monkeypatch.setattr("virnuc_hpc.views.report.draw", broken)
     assert reduce_and_report(run_dir) == 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"virnuc-hpc report {run_dir}" in err[0] and "no fonts" in err[0]

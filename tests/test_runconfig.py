@@ -3,9 +3,9 @@
 import pytest
 
 from tests.helpers import REPO, run_cli
-from virnuc_hpc.embed import EsmEncoder
-from virnuc_hpc.errors import ConfigError
-from virnuc_hpc.runconfig import RunConfig, load_config
+from virnuc_hpc.models.encoders import EsmEncoder
+from virnuc_hpc.core.errors import ConfigError
+from virnuc_hpc.core.config import RunConfig, load_config
 
 
 def test_defaults_are_left_out_of_the_fingerprinted_dict():
@@ -43,7 +43,7 @@ def test_plan_refuses_compile_at_fp32_before_writing_anything(tmp_path, golden):
 
 
 def test_compile_is_recorded_in_the_plan_and_reaches_the_tasks(tmp_path, golden, tiny_cache):
-    from virnuc_hpc.task import task_options
+    from virnuc_hpc.task.run import task_options
 
     run_dir = tmp_path / "run"
     result = run_cli("plan", str(golden / "generated" / "input.fa"), "--run-dir", str(run_dir),
@@ -92,7 +92,7 @@ def test_plan_predict_and_submit_take_features(command):
 
 def test_features_are_recorded_in_the_plan_and_reach_the_tasks(tmp_path, golden, tiny_cache):
     from virnuc_hpc.plan import load_plan
-    from virnuc_hpc.task import task_options
+    from virnuc_hpc.task.run import task_options
 
     run_dir = tmp_path / "run"
     result = run_cli("plan", str(golden / "generated" / "input.fa"), "--run-dir", str(run_dir),
@@ -117,7 +117,7 @@ def test_no_invariant_is_recorded_and_shown_where_the_precision_is(tmp_path, tin
     report, like the precision; the default says it is invariant."""
     import json
 
-    from virnuc_hpc.task import task_options
+    from virnuc_hpc.task.run import task_options
 
     example = REPO / "examples" / "reads.fa"
     out = tmp_path / "sorted"

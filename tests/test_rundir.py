@@ -11,8 +11,8 @@ import time
 import pytest
 
 from tests.helpers import REPO, run_cli
-from virnuc_hpc.errors import UserError
-from virnuc_hpc.rundir import RunDir, claim_run_dir, driver_lock
+from virnuc_hpc.core.errors import UserError
+from virnuc_hpc.core.rundir import RunDir, claim_run_dir, driver_lock
 
 EXAMPLE = REPO / "examples" / "reads.fa"
 

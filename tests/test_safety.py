@@ -16,13 +16,13 @@ import pytest
 
 from tests.helpers import REPO
 from tests.helpers_run import plan, run_all
-from virnuc_hpc.errors import IntegrityError
+from virnuc_hpc.core.errors import IntegrityError
 from virnuc_hpc.plan import load_manifest, load_plan
-from virnuc_hpc.reduce import reduce_run, verify_run
-from virnuc_hpc.rundir import RunDir
-from virnuc_hpc.status import shard_state
-from virnuc_hpc.store import read_done, resume_point, verify_task
-from virnuc_hpc.task import run_task, task_options
+from virnuc_hpc.reduce.merge import reduce_run, verify_run
+from virnuc_hpc.core.rundir import RunDir
+from virnuc_hpc.views.status import shard_state
+from virnuc_hpc.parts.store import read_done, resume_point, verify_task
+from virnuc_hpc.task.run import run_task, task_options
 
 EXAMPLE = REPO / "examples" / "reads.fa"
 PACKAGE = REPO / "virnuc_hpc"

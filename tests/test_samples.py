@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from virnuc_hpc.cli import main
-from virnuc_hpc.errors import ConfigError, InputError
+from virnuc_hpc.core.errors import ConfigError, InputError
 from virnuc_hpc.plan.samples import read_samplesheet, sample_name, study_from_files, unsafe_name
 
 FASTA = ">r0 x\nACGTACGTACGTAAACCC\n>r1\nGGGTTTACGTAC\n"

@@ -3,8 +3,8 @@
 import pytest
 
 from tests.helpers import run_cli
-from virnuc_hpc import selfcheck
-from virnuc_hpc.outputs import PREDICTION_HEADER, format_score, read_prediction_results
+from virnuc_hpc.pipeline import selfcheck
+from virnuc_hpc.reduce.outputs import PREDICTION_HEADER, format_score, read_prediction_results
 
 BROAD = "virnucpro-broad/test_with_orfs"
 

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from virnuc_hpc.rundir import RunDir
-from virnuc_hpc.status import format_table, pending_indices, run_status, task_states
-from virnuc_hpc.store import mark_failed, write_heartbeat
+from virnuc_hpc.core.rundir import RunDir
+from virnuc_hpc.views.status import format_table, pending_indices, run_status, task_states
+from virnuc_hpc.parts.store import mark_failed, write_heartbeat
 
 try:
     from test_reduce import planned, run_task
@@ -150,7 +150,7 @@ def test_reduce_verdict_shows_corrupt_until_resubmit_repairs(tiny_cache, tmp_pat
 
 
 def test_watch_shows_each_status_until_every_shard_ended(run_dir):
-    from virnuc_hpc.status import watch
+    from virnuc_hpc.views.status import watch
 
     seen = []
 
@@ -200,7 +200,7 @@ def test_watch_redraws_one_table_in_a_terminal(run_dir, tmp_path):
 
 
 def test_progress_by_sample_follows_the_shards_holding_it(tmp_path):
-    from virnuc_hpc.status import sample_progress
+    from virnuc_hpc.views.status import sample_progress
 
     try:
         from test_reduce import planned_study

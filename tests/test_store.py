@@ -9,10 +9,10 @@ import os
 import numpy as np
 import pytest
 
-from virnuc_hpc.errors import ConfigError
-from virnuc_hpc.rundir import TaskDir
-from virnuc_hpc.runconfig import DEFAULT_FEATURES
-from virnuc_hpc.store import (
+from virnuc_hpc.core.errors import ConfigError
+from virnuc_hpc.core.rundir import TaskDir
+from virnuc_hpc.core.config import DEFAULT_FEATURES
+from virnuc_hpc.parts.store import (
     Expectation, PartWriter, frame_key, ids_digest, mark_failed, read_accounting, read_done,
     read_failed, read_heartbeat, resume_point, verify_task, write_accounting, write_heartbeat,
 )
@@ -129,7 +129,7 @@ def _resave_part(task_dir, change):
     """Replace part 0 by `change(its tensors)`, consistently re-sidecarred: only the tensor
     checks can catch it (DONE's sha256 list still differs, which is reported too)."""
     from safetensors.numpy import load, save
-    from virnuc_hpc.fsio import sha256_bytes
+    from virnuc_hpc.core.fsio import sha256_bytes
     task = TaskDir(task_dir)
     tensors = load(task.part(0).read_bytes())
     change(tensors)
@@ -282,7 +282,7 @@ def test_two_processes_different_content_never_pass_mixed(tmp_path, round_):
 
 
 def test_reduce_verdict_is_bound_to_the_done_it_judged(tmp_path):
-    from virnuc_hpc.store import mark_rejected, read_rejection
+    from virnuc_hpc.parts.store import mark_rejected, read_rejection
 
     task = TaskDir(tmp_path / "t")
     task.root.mkdir()

@@ -17,11 +17,11 @@ import pytest
 
 from tests.helpers_run import plan, run_all
 from tests.helpers_study import ALL_SKIPPED, study_sizes, write_study
-from virnuc_hpc.reduce import reduce_run
-from virnuc_hpc.report import write_report
-from virnuc_hpc.rundir import RunDir
+from virnuc_hpc.reduce.merge import reduce_run
+from virnuc_hpc.views.report import write_report
+from virnuc_hpc.core.rundir import RunDir
 from virnuc_hpc.plan.samples import read_samplesheet
-from virnuc_hpc.status import run_status
+from virnuc_hpc.views.status import run_status
 
 CHUNK = 300
 

@@ -17,9 +17,9 @@ import pytest
 from tests.helpers import REPO, read_fasta, run_cli
 from tests.helpers_run import (frame_scores, part_digests, plan, planned_run, predictions,
                                run_all)
-from virnuc_hpc.reduce import reduce_run
-from virnuc_hpc.rundir import RunDir
-from virnuc_hpc.store import read_done, read_heartbeat, verify_task
+from virnuc_hpc.reduce.merge import reduce_run
+from virnuc_hpc.core.rundir import RunDir
+from virnuc_hpc.parts.store import read_done, read_heartbeat, verify_task
 from virnuc_hpc.plan import load_manifest
 
 
@@ -63,7 +63,7 @@ def test_a_frames_features_and_scores_do_not_depend_on_its_part(tiny_cache):
 
     from virnuc_hpc.models import LoadedModels, resolve_profile
     from virnuc_hpc.sequences import Frame
-    from virnuc_hpc.task import FramePipeline, TaskOptions
+    from virnuc_hpc.task.run import FramePipeline, TaskOptions
 
     rng = np.random.default_rng(2)
     lengths = [1, 2, 4, 7, 9, *rng.integers(10, 100, 30).tolist()]
@@ -316,7 +316,7 @@ def small_run(tiny_cache, tmp_path):
 
 def test_an_io_error_fails_the_task_in_one_line_naming_shard_file_and_rerun(small_run,
                                                                            monkeypatch):
-    from virnuc_hpc.task import TaskIOError, run_task, task_options
+    from virnuc_hpc.task.run import TaskIOError, run_task, task_options
 
     monkeypatch.setenv("VIRNUC_HPC_FAULTS", "write:*/part-*.safetensors=enospc@2")
     with pytest.raises(TaskIOError) as caught:
@@ -341,7 +341,7 @@ def test_a_heartbeat_that_cannot_be_written_does_not_stop_the_task(small_run, mo
 
 
 def test_sigterm_while_models_load_stops_cleanly_before_a_part(small_run, monkeypatch):
-    from virnuc_hpc.task import StopRequested, run_task, task_options
+    from virnuc_hpc.task.run import StopRequested, run_task, task_options
 
     monkeypatch.setenv("VIRNUC_HPC_FAULTS", "models.load=term@2")
     with pytest.raises(StopRequested) as caught:
@@ -366,7 +366,7 @@ def test_one_copy_of_each_model_while_a_task_runs(small_run, monkeypatch):
 
     import torch
 
-    from virnuc_hpc import task as task_module
+    from virnuc_hpc.task import run as task_module
 
     seen = []
     original = task_module.FramePipeline.features
@@ -389,8 +389,8 @@ def test_a_gpu_that_cannot_run_the_planned_precision_is_refused_before_any_model
     naming the device and the fix, and FAILED says why."""
     import torch
 
-    from virnuc_hpc import task as task_module
-    from virnuc_hpc.task import DeviceError, TaskOptions, run_task
+    from virnuc_hpc.task import run as task_module
+    from virnuc_hpc.task.run import DeviceError, TaskOptions, run_task
 
     run_dir = tmp_path / "run"
     plan(REPO / "examples" / "reads.fa", run_dir, precision="bf16")
@@ -410,7 +410,7 @@ def test_a_gpu_that_cannot_run_the_planned_precision_is_refused_before_any_model
 def test_a_temp_file_left_after_done_is_swept_by_the_next_run(small_run):
     """Found by the duplicate study's soak: a task killed while writing its last heartbeat,
     after DONE, left `.heartbeat.json.*.tmp`; the rerun finds the shard done and sweeps it."""
-    from virnuc_hpc.task import run_task, task_options
+    from virnuc_hpc.task.run import run_task, task_options
 
     run_all(small_run, [0])
     task = RunDir(small_run).task(0)

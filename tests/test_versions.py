@@ -9,7 +9,7 @@ from importlib import metadata
 import yaml
 
 from tests.helpers import run_cli
-from virnuc_hpc.versions import package_version, versions_yaml
+from virnuc_hpc.core.versions import package_version, versions_yaml
 
 
 def test_versions_yaml_names_the_tool_python_torch_transformers_and_fair_esm():

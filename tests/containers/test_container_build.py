@@ -193,8 +193,8 @@ def test_apptainer_profile_runs_on_slurm_with_podman_standing_in(container, slur
     """`submit --profile apptainer` on the real test cluster: every array task and the reduce
     job run the generated `apptainer exec ...` line, here executed by podman on the image."""
     from virnuc_hpc.executors.base import read_record, submissions
-    from virnuc_hpc.executors.slurm import SlurmExecutor
-    from virnuc_hpc.profiles import load_profile
+    from virnuc_hpc.executors.slurm.executor import SlurmExecutor
+    from virnuc_hpc.executors.profiles import load_profile
 
     podman, work = container.podman, container.work
     stand_in = work / "apptainer"

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from virnuc_hpc.errors import ConfigError
+from virnuc_hpc.core.errors import ConfigError
 from virnuc_hpc.executors import LocalExecutor, executor_for_run, make_executor, task_argv_for
 from virnuc_hpc.executors.base import Submission, append_record
-from virnuc_hpc.profiles import load_profile, parse_time_minutes, profile_from_dict
+from virnuc_hpc.executors.profiles import load_profile, parse_time_minutes, profile_from_dict
 
 
 @pytest.mark.parametrize("name, executor", [("slurm", "slurm"), ("apptainer", "slurm"),

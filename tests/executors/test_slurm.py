@@ -14,10 +14,10 @@ from pathlib import Path
 
 from virnuc_hpc.executors import (COMPLETED, FAILED, executor_for_run, latest_jobs,
                                   read_record, submissions)
-from virnuc_hpc.executors.slurm import (SlurmExecutor, merge_view, scheduler_view,
+from virnuc_hpc.executors.slurm.executor import (SlurmExecutor, merge_view, scheduler_view,
                                         split_arrays)
-from virnuc_hpc.profiles import profile_from_dict
-from virnuc_hpc.rundir import RunDir
+from virnuc_hpc.executors.profiles import profile_from_dict
+from virnuc_hpc.core.rundir import RunDir
 
 WAIT_S = 120
 
@@ -105,7 +105,7 @@ def test_submit_wait_exits_0_only_once_the_results_are_published_from_every_shar
 
     from tests.helpers import REPO, run_cli
     from tests.helpers_run import run_all
-    from virnuc_hpc.reduce import reduce_run
+    from virnuc_hpc.reduce.merge import reduce_run
 
     fake_slurm.command("squeue", "#!/bin/bash\nprintf '101_0|COMPLETED|None\\n"
                                  "101_1|COMPLETED|None\\n102|COMPLETED|None\\n'\n")
@@ -129,7 +129,7 @@ def test_submit_wait_exits_0_only_once_the_results_are_published_from_every_shar
 
 def test_status_merge_marks_cancelled_or_vanished_tasks_failed():
     from virnuc_hpc.executors import TaskState
-    from virnuc_hpc.executors.slurm import merge_view
+    from virnuc_hpc.executors.slurm.executor import merge_view
 
     disk = [{"index": i, "state": s, "reason": ""} for i, s in
             enumerate(["running", "pending", "pending", "done", "pending"])]

@@ -9,10 +9,10 @@ from dataclasses import replace
 
 import pytest
 
-from virnuc_hpc.executors.slurm_check import (OK, REFUSED, WARNING, Fit, RequestDoesNotFit,
+from virnuc_hpc.executors.slurm.check import (OK, REFUSED, WARNING, Fit, RequestDoesNotFit,
                                               check, check_profile, fields, gpu_count,
                                               parse_nodes, parse_partitions, size_mb, time_limit)
-from virnuc_hpc.profiles import load_profile, profile_from_dict
+from virnuc_hpc.executors.profiles import load_profile, profile_from_dict
 
 from tests.executors.fake_slurm import DATA, DENIED
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from virnuc_hpc.executors.slurm_reasons import never_clears, note, word, worth_checking
+from virnuc_hpc.executors.slurm.reasons import never_clears, note, word, worth_checking
 
 MISFIT = "asks for 8 CPUs per task; the largest node of partition debug has 2 CPUs: " \
          "lower --cpus-per-task"

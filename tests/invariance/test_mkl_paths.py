@@ -40,7 +40,8 @@ def test_the_invariance_tests_pass_on_mkls_intel_path(intel_env):
     env, _ = intel_env
     env = dict(env, VIRNUC_PROPERTY_EXAMPLES=RERUN_EXAMPLES)
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           "-rA", "-k", "not parallel", *RERUN], cwd=REPO, env=env, capture_output=True, text=True)
+                           "-rA", "-k", "not parallel", *RERUN], cwd=REPO, env=env,
+                          capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-6000:]
     proof = "PASSED tests/invariance/test_real_genomes.py::" \
             "test_length_sorted_batches_do_change_bytes_on_this_path"

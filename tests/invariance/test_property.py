@@ -24,8 +24,8 @@ from tests.helpers_run import plan, run_all
 from tests.helpers_study import write_sample
 from tests.invariance.genomes import genomes, read_at
 from virnuc_hpc.plan.samples import read_samplesheet
-from virnuc_hpc.reduce import reduce_run
-from virnuc_hpc.rundir import RunDir
+from virnuc_hpc.reduce.merge import reduce_run
+from virnuc_hpc.core.rundir import RunDir
 
 EXAMPLES = int(os.environ.get("VIRNUC_PROPERTY_EXAMPLES", "200"))
 FILES = ("prediction_results.txt", "prediction_results_highestscore.csv", "predictions.tsv")

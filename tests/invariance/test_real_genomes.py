@@ -19,8 +19,8 @@ from tests.invariance.genomes import sample_reads, write_fasta
 from tests.invariance.mkl import on_intel_path
 from virnuc_hpc.plan import load_plan
 from virnuc_hpc.plan.samples import read_samplesheet
-from virnuc_hpc.reduce import reduce_run
-from virnuc_hpc.rundir import RunDir
+from virnuc_hpc.reduce.merge import reduce_run
+from virnuc_hpc.core.rundir import RunDir
 
 FILES = ("prediction_results.txt", "prediction_results_highestscore.csv", "predictions.tsv")
 

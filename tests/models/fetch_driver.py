@@ -12,7 +12,7 @@ from pathlib import Path
 
 from prewarm_driver import NoLock
 
-from virnuc_hpc import fsio
+from virnuc_hpc.core import fsio
 from virnuc_hpc.models import ModelCache, cache, get_spec
 
 

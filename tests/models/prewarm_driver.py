@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from virnuc_hpc import fsio
+from virnuc_hpc.core import fsio
 from virnuc_hpc.models import LoadedModels, ModelCache, cache, resolve_profile
 
 

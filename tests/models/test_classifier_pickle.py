@@ -9,7 +9,7 @@ import textwrap
 import pytest
 import torch
 
-from virnuc_hpc.errors import UserError
+from virnuc_hpc.core.errors import UserError
 from virnuc_hpc.models import load_classifier
 
 # Written here the way VirNucPro's train.py defines and saves its model, run as __main__.

@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from virnuc_hpc.errors import ConfigError
+from virnuc_hpc.core.errors import ConfigError
 from virnuc_hpc.models import load_dnabert, masked_mean, reference
 from virnuc_hpc.models.dnabert import alibi_slopes
 from virnuc_hpc.models.tiny import TINY_DNABERT, dnabert_files

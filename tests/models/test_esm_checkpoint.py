@@ -8,7 +8,7 @@ import torch
 from esm.data import Alphabet
 from esm.model.esm2 import ESM2
 
-from virnuc_hpc.errors import UserError
+from virnuc_hpc.core.errors import UserError
 from virnuc_hpc.models import load_esm
 from virnuc_hpc.models.tiny import TINY_ESM, TINY_ESM_FILE, esm_files
 

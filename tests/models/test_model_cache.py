@@ -6,7 +6,7 @@ import os
 import pytest
 
 from virnuc_hpc.cli import main
-from virnuc_hpc.errors import IntegrityError
+from virnuc_hpc.core.errors import IntegrityError
 from virnuc_hpc.models import LoadedModels, MissingModelError, ModelCache, get_spec, load_esm
 from virnuc_hpc.models import resolve_profile, spec_from_path
 from virnuc_hpc.models.cache import LOCK_NAME, MANIFEST
@@ -166,7 +166,7 @@ def test_a_file_replaced_between_verification_and_loading_is_refused(cache, tmp_
 
 def test_a_cache_that_cannot_be_written_is_one_line_naming_it_and_the_fix(tmp_path,
                                                                          monkeypatch):
-    from virnuc_hpc.errors import UserError
+    from virnuc_hpc.core.errors import UserError
 
     monkeypatch.setenv("VIRNUC_HPC_FAULTS", "create:*=erofs@1+")
     spec = resolve_profile("tiny", 500).esm

@@ -18,7 +18,7 @@ import torch
 from tests.helpers import run_cli
 from tests.models.fake_hub import FakeServer
 from virnuc_hpc.cli import main
-from virnuc_hpc.errors import ConfigError, IntegrityError, UserError
+from virnuc_hpc.core.errors import ConfigError, IntegrityError, UserError
 from virnuc_hpc.models import MissingModelError, ModelCache, get_spec, load_dnabert, masked_mean
 from virnuc_hpc.models import tiny
 from virnuc_hpc.models.cache import MANIFEST

@@ -2,7 +2,7 @@
 
 import pytest
 
-from virnuc_hpc.errors import ConfigError
+from virnuc_hpc.core.errors import ConfigError
 from virnuc_hpc.models import get_spec, resolve_profile, spec_from_path
 from virnuc_hpc.models.tiny import tiny_dims
 

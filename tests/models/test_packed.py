@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from tests.invariance.genomes import sample_reads
-from virnuc_hpc.embed import DnabertEncoder, EsmEncoder
+from virnuc_hpc.models.encoders import DnabertEncoder, EsmEncoder
 from virnuc_hpc.models.packed import BlockTable, pack, padding
-from virnuc_hpc.models.shapes import CPU_SHAPES, GPU_SHAPES, WIDTH_STEP, Shapes
+from virnuc_hpc.core.shapes import CPU_SHAPES, GPU_SHAPES, WIDTH_STEP, Shapes
 from virnuc_hpc.sequences import prepare
 from virnuc_hpc.sequences.reader import Record
 
@@ -101,7 +101,7 @@ def test_rows_do_not_depend_on_the_budget_the_thread_count_or_the_order(models, 
 
 
 def test_the_classifiers_scores_do_not_depend_on_how_many_rows_share_the_call(models):
-    from virnuc_hpc.task import FramePipeline, TaskOptions
+    from virnuc_hpc.task.run import FramePipeline, TaskOptions
 
     pipeline = FramePipeline(models["fp32"], TaskOptions())
     width = sum(pipeline.widths.values())

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from virnuc_hpc import fsio
-from virnuc_hpc.errors import IntegrityError
+from virnuc_hpc.core import fsio
+from virnuc_hpc.core.errors import IntegrityError
 from virnuc_hpc.models import ModelCache, get_spec
 from virnuc_hpc.models import stamps as stamps_module
 from virnuc_hpc.models.stamps import Stamps

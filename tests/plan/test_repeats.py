@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from virnuc_hpc.plan import dedup
-from virnuc_hpc.plan.dedup import KeyFile, repeats
+from virnuc_hpc.plan import external_sort as dedup
+from virnuc_hpc.plan.external_sort import KeyFile, repeats
 
 
 def by_dictionary(keys: np.ndarray) -> tuple[list[int], list[int]]:

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from tests.helpers import REPO, run_cli
-from virnuc_hpc.devices import Target
+from virnuc_hpc.plan.devices import Target
 from virnuc_hpc.plan import plan_input
 from virnuc_hpc.plan.sizing import (DEFAULT_TASK_MINUTES, LIMIT_MARGIN, TASK_OVERHEAD_S,
                                     Sizing, Work, shard_count, task_minutes)
-from virnuc_hpc.throughput import GOALS
+from virnuc_hpc.plan.throughput import GOALS
 
 SLURM = Target("partition gpu", uses_gpus=True, time_limit_min=240, parallelism=16)
 

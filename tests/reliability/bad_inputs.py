@@ -23,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from virnuc_hpc.errors import InputError
+from virnuc_hpc.core.errors import InputError
 from virnuc_hpc.sequences import iter_records
 from virnuc_hpc.sequences.source import _zstd
 

@@ -26,11 +26,11 @@ from typing import Callable
 
 from tests.reliability import tally
 from tests.reliability.zygote import Command, Ran
-from virnuc_hpc import synthetic
+from virnuc_hpc.sequences import synthetic
 from virnuc_hpc.plan import load_manifest
-from virnuc_hpc.rundir import RunDir
-from virnuc_hpc.status import shard_state
-from virnuc_hpc.store import read_done, verify_task
+from virnuc_hpc.core.rundir import RunDir
+from virnuc_hpc.views.status import shard_state
+from virnuc_hpc.parts.store import read_done, verify_task
 
 TIMEOUT_S = 300          # a command still running after this is a hang (lost)
 PART_ROWS = 3            # many small parts: kills land mid-write

@@ -27,7 +27,7 @@ from tests.helpers import REPO
 from tests.reliability.bad_inputs import CORPUS, DOC, KINDS, Kind, render
 from virnuc_hpc.cli import main
 from virnuc_hpc.plan import iter_shard_records, load_plan
-from virnuc_hpc.rundir import RunDir
+from virnuc_hpc.core.rundir import RunDir
 
 SMALL = [kind.name for kind in CORPUS if kind.huge is None]
 PROCESSED = [name for name in SMALL if KINDS[name].processed]

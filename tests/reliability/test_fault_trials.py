@@ -114,8 +114,8 @@ def test_random_kills_then_rerun(bench):
 # -- feature storage: the trials above run on a scores-only run (`--features none`) ----------
 
 def test_the_bench_keeps_the_scores_only(bench):
-    from virnuc_hpc.rundir import RunDir
-    from virnuc_hpc.store import read_done
+    from virnuc_hpc.core.rundir import RunDir
+    from virnuc_hpc.parts.store import read_done
 
     task = RunDir(bench.clean).task(SHARD)
     assert bench.features == "none" and read_done(task.root)["features"] == "none"

@@ -11,7 +11,7 @@ import pytest
 
 from tests.helpers import GOLDEN, REPO
 from tests.reliability.bad_inputs import CORPUS, fasta
-from virnuc_hpc.errors import UserError
+from virnuc_hpc.core.errors import UserError
 from virnuc_hpc.sequences import blocks
 from virnuc_hpc.sequences.blocks import iter_blocks
 from virnuc_hpc.sequences.reader import iter_records

@@ -5,7 +5,7 @@ import random
 import pytest
 
 from tests.helpers import read_fasta
-from virnuc_hpc.errors import ConfigError
+from virnuc_hpc.core.errors import ConfigError
 from virnuc_hpc.sequences import chunk_spans, iter_records, prepare
 from virnuc_hpc.sequences.prepare import (STANDARD_CODE, frame_nucleotides, revcomp,
                                           translate_frame)

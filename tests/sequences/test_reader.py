@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from virnuc_hpc.errors import InputError
+from virnuc_hpc.core.errors import InputError
 from virnuc_hpc.sequences import iter_records
 
 FASTA = ">a first read\nACGTAC\nGTTT\r\n>b\nacgtnn\n>empty\n>c\tx\nAC GT\n"

@@ -9,7 +9,7 @@ import lzma
 
 import pytest
 
-from virnuc_hpc.errors import InputError
+from virnuc_hpc.core.errors import InputError
 from virnuc_hpc.sequences import source
 from virnuc_hpc.sequences.source import UniversalNewlines, compression_of, open_input
 

@@ -13,7 +13,7 @@ import pytest
 
 from tests.helpers_browser import open_page
 from tests.workflows.conftest import BIN, example_samples
-from virnuc_hpc.rundir import RunDir
+from virnuc_hpc.core.rundir import RunDir
 
 
 @pytest.fixture(scope="module")

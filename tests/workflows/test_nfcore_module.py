@@ -26,8 +26,8 @@ import yaml
 
 from tests.helpers import REPO
 from tests.workflows.conftest import SHEET, example_samples, tools_env
-from virnuc_hpc.rundir import RunDir
-from virnuc_hpc.versions import tool_versions
+from virnuc_hpc.core.rundir import RunDir
+from virnuc_hpc.core.versions import tool_versions
 
 MODULE = REPO / "modules" / "local" / "virnuchpc" / "predict"
 MAIN_NF = (MODULE / "main.nf").read_text()

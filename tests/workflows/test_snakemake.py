@@ -11,7 +11,7 @@ import yaml
 
 from tests.helpers import REPO
 from tests.workflows.conftest import BIN, SHEET, example_samples, tools_env
-from virnuc_hpc.rundir import RunDir
+from virnuc_hpc.core.rundir import RunDir
 
 SNAKEFILE = REPO / "workflow" / "Snakefile"
 CONFIG = REPO / "config" / "config.yaml"

@@ -11,7 +11,7 @@ import importlib
 import logging
 import sys
 
-from ..errors import UserError
+from ..core.errors import UserError
 
 SUBCOMMANDS = [
     "translate", "plan", "run-task", "run", "reduce", "status", "resubmit", "predict",
@@ -43,14 +43,14 @@ class _Versions(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
 
     def __call__(self, parser, namespace, values, option_string=None):
-        from ..versions import versions_yaml
+        from ..core.versions import versions_yaml
 
         print(versions_yaml(), end="")
         parser.exit()
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..fsio import deny_world_write
+    from ..core.fsio import deny_world_write
 
     deny_world_write()  # nothing this command (or what it starts) creates is world-writable
     args = build_parser(sys.argv[1:] if argv is None else argv).parse_args(argv)

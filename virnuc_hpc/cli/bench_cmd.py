@@ -37,8 +37,8 @@ def run(args) -> int:
 
     import torch
 
-    from ..bench import bench
-    from ..errors import ConfigError
+    from ..models.bench import bench
+    from ..core.errors import ConfigError
 
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -64,7 +64,7 @@ def _record(result: dict) -> None:
     """A GPU figure for ESM-2 3B becomes the one `plan` estimates GPU hours with."""
     import sys
 
-    from ..throughput import record_measurement
+    from ..plan.throughput import record_measurement
 
     try:
         path = record_measurement(result)

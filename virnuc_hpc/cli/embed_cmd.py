@@ -37,7 +37,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     import torch
 
-    from ..embed import embed_fasta, open_encoder
+    from ..models.encoders import embed_fasta, open_encoder
 
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -8,8 +8,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..errors import ConfigError, UserError
-from ..fsio import sha256_file
+from ..core.errors import ConfigError, UserError
+from ..core.fsio import sha256_file
 from ..models.cache import ModelCache, check_revision
 from ..models.registry import (CHUNK_SIZES, PROFILES, REGISTRY, get_spec, resolve_profile,
                                spec_from_path)
@@ -190,7 +190,7 @@ _TOKENS = {True: "token ids equal to transformers' PreTrainedTokenizerFast",
 
 
 def _check_install(args, cache: ModelCache) -> int:
-    from ..selfcheck import check_install
+    from ..pipeline.selfcheck import check_install
 
     os.environ["VIRNUC_HPC_CACHE"] = str(cache.root)  # the tasks run as subprocesses
     with tempfile.TemporaryDirectory(prefix="virnuc-check-") as scratch:

@@ -3,7 +3,7 @@ equal work, sized by GPU time for where the tasks will run."""
 
 from __future__ import annotations
 
-from ..runconfig import DEFAULT_FEATURES, FEATURES, PRECISION_CHOICES
+from ..core.config import DEFAULT_FEATURES, FEATURES, PRECISION_CHOICES
 from ..sequences import CHUNK_SIZES
 
 
@@ -88,7 +88,7 @@ def study_from(args):
 
 def settled_config(args, target, recorded=None):
     """(RunConfig, Settled): flags over the config file; `auto` settled for `target`."""
-    from ..runconfig import settle_config
+    from ..core.config import settle_config
 
     return settle_config(args.config, target, recorded, precision=args.precision,
                          tokens_per_batch=args.tokens_per_batch, compile=args.compile,
@@ -105,13 +105,13 @@ def _options(args, config) -> dict:
 
 def local_target(args, parallel: int | None = None):
     """This machine, as the tasks' target (plan without --profile, predict)."""
-    from ..devices import local_target as here
+    from ..plan.devices import local_target as here
 
     return here(parallel, args.task_minutes)
 
 
 def profile_target(args, profile):
-    from ..devices import target_for
+    from ..plan.devices import target_for
 
     return target_for(profile, args.task_minutes)
 
@@ -129,7 +129,7 @@ def same_run(args, study, run_dir) -> bool:
     """Whether RUN's plan is of these inputs, models and options (the files are hashed,
     not read again); `--precision auto` accepts the precision the plan settled."""
     from ..plan import load_plan, study_fingerprint
-    from ..runconfig import RunConfig
+    from ..core.config import RunConfig
 
     plan = load_plan(run_dir)
     config, _ = settled_config(args, None, recorded=RunConfig.from_dict(plan.config))
@@ -140,7 +140,7 @@ def run(args) -> int:
     study = study_from(args)
     target = local_target(args)
     if args.profile is not None:
-        from ..profiles import load_profile
+        from ..executors.profiles import load_profile
 
         target = profile_target(args, load_profile(args.profile))
     plan = plan_from_args(args, study, args.run_dir, target, dry_run=args.dry_run)

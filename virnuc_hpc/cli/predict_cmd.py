@@ -22,8 +22,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..rundir import RunDir, driving
-    from ..runner import run_local
+    from ..core.rundir import RunDir, driving
+    from ..pipeline.run import run_local
 
     study = study_from(args)
     with driving(RunDir(args.out), "predict"):
@@ -34,8 +34,8 @@ def run(args) -> int:
 
 def _plan_or_resume(args, study) -> None:
     """Plan OUT, or resume it when it is a run of the same inputs, models and options."""
-    from ..errors import UserError
-    from ..rundir import RunDir
+    from ..core.errors import UserError
+    from ..core.rundir import RunDir
 
     if not RunDir(args.out).plan.exists():
         plan_from_args(args, study, args.out, local_target(args, args.parallel))

@@ -26,7 +26,7 @@ def reduce_and_report(run_dir, report: bool = True) -> int:
     or the bad shards and the fix (exit code 1). A report that cannot be drawn is a warning:
     the results stand."""
     from ..plan import load_plan
-    from ..reduce import reduce_run
+    from ..reduce.merge import reduce_run
 
     result = reduce_run(run_dir, fingerprints=load_plan(run_dir).models or None)
     if not result.ok:
@@ -50,8 +50,8 @@ def reduce_and_report(run_dir, report: bool = True) -> int:
 
 def _report(run_dir) -> None:
     """Write the report and print its path, or the warning when it cannot be drawn."""
-    from ..report import report_after_reduce
-    from ..rundir import RunDir
+    from ..views.report import report_after_reduce
+    from ..core.rundir import RunDir
 
     warning = report_after_reduce(run_dir)
     if warning:

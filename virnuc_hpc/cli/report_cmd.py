@@ -20,7 +20,7 @@ def add_parser(sub) -> None:
 
 
 def parse_ids(text: str) -> list[str]:
-    from ..errors import ConfigError
+    from ..core.errors import ConfigError
 
     ids = [part.strip() for part in text.split(",") if part.strip()]
     if not ids:
@@ -29,7 +29,7 @@ def parse_ids(text: str) -> list[str]:
 
 
 def run(args) -> int:
-    from ..report import write_report
+    from ..views.report import write_report
 
     sequences = parse_ids(args.sequences) if args.sequences is not None else None
     files = write_report(args.run_dir, sequences=sequences, top=args.top)

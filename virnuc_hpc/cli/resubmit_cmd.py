@@ -18,8 +18,8 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..plan import load_plan
-    from ..rundir import RunDir, driver_lock
-    from ..runner import resubmit
+    from ..core.rundir import RunDir, driver_lock
+    from ..pipeline.run import resubmit
 
     load_plan(args.run_dir)
     with driver_lock(RunDir(args.run_dir), "resubmit"):

@@ -24,7 +24,7 @@ def add_progress_options(p) -> None:
 
 
 def progress_options(args) -> dict:
-    from ..errors import ConfigError
+    from ..core.errors import ConfigError
 
     if args.progress_interval <= 0:
         raise ConfigError(f"--progress-interval must be positive, got {args.progress_interval}")
@@ -32,7 +32,7 @@ def progress_options(args) -> dict:
 
 
 def parse_indices(text: str | None) -> list[int] | None:
-    from ..errors import ConfigError
+    from ..core.errors import ConfigError
 
     if not text:
         return None
@@ -45,8 +45,8 @@ def parse_indices(text: str | None) -> list[int] | None:
 
 def run(args) -> int:
     from ..plan import load_plan
-    from ..rundir import RunDir, driver_lock
-    from ..runner import run_local
+    from ..core.rundir import RunDir, driver_lock
+    from ..pipeline.run import run_local
 
     load_plan(args.run_dir)  # a run dir with a plan, or the error that says how to make one
     with driver_lock(RunDir(args.run_dir), "run"):

@@ -17,7 +17,7 @@ def add_parser(sub) -> None:
 
 
 def task_index(args) -> int:
-    from ..errors import ConfigError
+    from ..core.errors import ConfigError
 
     if args.index is not None:
         return args.index
@@ -27,7 +27,7 @@ def task_index(args) -> int:
 
 
 def run(args) -> int:
-    from ..task import run_task, task_options
+    from ..task.run import run_task, task_options
 
     result = run_task(args.run_dir, task_index(args), task_options(args.run_dir, args.device))
     print(f"shard {result.index}: {result.status}, {result.rows} frames from "

@@ -31,8 +31,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..errors import ConfigError
-    from ..status import format_table, run_status, watch
+    from ..core.errors import ConfigError
+    from ..views.status import format_table, run_status, watch
 
     if args.watch is None:
         report = run_status(args.run_dir, deep=args.verify, by_sample=args.by_sample)
@@ -50,7 +50,7 @@ def run(args) -> int:
 def _display(args):
     """JSON lines with --json; on a terminal one table redrawn in place; elsewhere a
     timestamped table each time."""
-    from ..status import format_table
+    from ..views.status import format_table
 
     def text(report: dict) -> str:
         return (f"{args.run_dir} at {time.strftime('%H:%M:%S')}, every {args.watch:g} s "

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import shlex
 
-from ..errors import UserError
+from ..core.errors import UserError
 from .plan_cmd import (add_input_arguments, add_plan_options, plan_from_args, profile_target,
                        same_run, study_from)
 
@@ -47,7 +47,7 @@ def add_parser(sub) -> None:
 
 
 def profile_from_args(args):
-    from ..profiles import load_profile
+    from ..executors.profiles import load_profile
 
     overrides = {flag[2:].replace("-", "_"): getattr(args, flag[2:].replace("-", "_"))
                  for flag, _, _ in OVERRIDES}
@@ -57,9 +57,9 @@ def profile_from_args(args):
 def existing_or_new_plan(args, study, profile):
     """The plan in RUN if it is for the same inputs, models and options; else plan now (for
     the profile's GPUs, time limit and parallelism). Warns about what the plan will cost."""
-    from ..errors import UserError
+    from ..core.errors import UserError
     from ..plan import load_plan
-    from ..rundir import RunDir
+    from ..core.rundir import RunDir
 
     target = profile_target(args, profile)
     if not RunDir(args.run_dir).plan.exists():
@@ -76,7 +76,7 @@ def existing_or_new_plan(args, study, profile):
 
 def _warn_precision(args, plan, target) -> None:
     """A plan settled at fp32 (no GPU where it was planned) that is sent to GPUs."""
-    from ..devices import settle_precision
+    from ..plan.devices import settle_precision
 
     fast = settle_precision(None, target).precision
     chosen = plan.precision_note.startswith("auto")
@@ -104,7 +104,7 @@ def _warn_over_limit(plan, profile) -> None:
 
 
 def run(args) -> int:
-    from ..rundir import RunDir, driving
+    from ..core.rundir import RunDir, driving
 
     profile = profile_from_args(args)
     study = study_from(args)             # every input and sheet row checked, nothing written
@@ -147,7 +147,7 @@ def _submit(args, study, profile) -> int:
         return 0
     submission = executor.submit(args.run_dir, todo, task_argv, reduce_argv)
     if profile.executor == "local":
-        from ..live import make_view
+        from ..views.live import make_view
 
         executor.wait(submission, monitor=make_view(args.run_dir, todo)).check(args.run_dir)
     _print_submission(submission, args.run_dir)
@@ -183,8 +183,8 @@ class NotPublished(UserError):
 def _wait(executor, run_dir: str, submission) -> None:
     """--wait: until `submission`'s tasks and reduce job ended (a failed task raises
     TasksFailed); then the results must be published from the shards on disk."""
-    from ..rundir import RunDir
-    from ..status import results_published
+    from ..core.rundir import RunDir
+    from ..views.status import results_published
 
     if submission is not None and not results_published(run_dir):
         executor.wait(submission).check(run_dir)
@@ -197,17 +197,17 @@ def request_check(profile):
     """slurm_check's Fit for a SLURM profile (None for local runs)."""
     if profile.executor != "slurm":
         return None
-    from ..executors.slurm_check import check_profile
+    from ..executors.slurm.check import check_profile
 
     return check_profile(profile)
 
 
 def _todo(run_dir: str, profile) -> list[int]:
-    from ..status import pending_indices
+    from ..views.status import pending_indices
 
     todo = pending_indices(run_dir)
     if profile.executor == "slurm":
-        from ..executors.slurm import active_indices
+        from ..executors.slurm.executor import active_indices
 
         busy = active_indices(run_dir)
         todo = [i for i in todo if i not in busy]

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import UserError
-from ..profiles import Profile, load_profile, profile_from_dict
+from ..core.errors import UserError
+from .profiles import Profile, load_profile, profile_from_dict
 from .base import (COMPLETED, FAILED, PENDING, RUNNING, UNKNOWN, Executor, Outcome, Submission,
                    TaskArgv, TasksFailed, TaskState, default_reduce_argv, default_task_argv,
                    latest_jobs, read_record, submissions)
@@ -32,7 +32,7 @@ def make_executor(profile: Profile, **kwargs) -> Executor:
     """The executor a profile names (kwargs: LocalExecutor/SlurmExecutor options)."""
     if profile.executor == "local":
         return LocalExecutor(parallel=profile.parallel, gpus=profile.gpus, **kwargs)
-    from .slurm import SlurmExecutor   # submitit is imported only when SLURM is used
+    from .slurm.executor import SlurmExecutor   # submitit is imported only when SLURM is used
     return SlurmExecutor(profile, **kwargs)
 
 

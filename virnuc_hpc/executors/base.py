@@ -18,8 +18,8 @@ from typing import Any, Callable, Protocol
 
 from filelock import FileLock
 
-from ..errors import UserError
-from ..fsio import atomic_write, make_dirs
+from ..core.errors import UserError
+from ..core.fsio import atomic_write, make_dirs
 
 TaskArgv = Callable[[int], "list[str]"]
 RECORD = "submit.json"

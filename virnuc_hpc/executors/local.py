@@ -19,7 +19,7 @@ from collections import deque
 from pathlib import Path
 from typing import IO, Mapping, Protocol, Sequence
 
-from ..fsio import make_dirs
+from ..core.fsio import make_dirs
 from .base import (COMPLETED, FAILED, PENDING, RUNNING, Outcome, Submission, TaskArgv,
                    TaskState, append_record)
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from .. import fsio
-from ..cacheinfo import MANIFEST, default_root, listing_fingerprint, manifest_fingerprint
-from ..errors import ConfigError, IntegrityError, UserError
+from ..core import fsio
+from .cacheinfo import MANIFEST, default_root, listing_fingerprint, manifest_fingerprint
+from ..core.errors import ConfigError, IntegrityError, UserError
 from .registry import REGISTRY, ModelSpec
 from .stamps import Stamps, identity
 
@@ -297,7 +297,7 @@ class ModelCache:
         log.info("published %s in %s", spec.name, directory)
 
     def _generate(self, spec: ModelSpec, directory: Path) -> tuple[dict, str]:
-        from . import tiny  # torch: only when a tiny entry is made
+        from . import tiny# torch: only when a tiny entry is made
 
         files = tiny.files_for(spec.kind, chunk_size=spec.chunk_size or 0)
         records = {name: publish_bytes(directory / name, data) for name, data in files.items()}

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError, UserError
+from ..core.errors import ConfigError, UserError
 from .packed import Group, Packed
 from .skeleton import skeleton
 

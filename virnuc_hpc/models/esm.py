@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import UserError
+from ..core.errors import UserError
 from .skeleton import skeleton
 
 # fair-esm ships the contact regression in a separate file; embeddings never use it

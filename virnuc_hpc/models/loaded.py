@@ -7,7 +7,7 @@ import threading
 
 import torch
 
-from ..faults import fault_point
+from ..core.faults import fault_point
 from .cache import ModelCache, model_fingerprint
 from .classifier import MLPClassifier, load_classifier
 from .dnabert import load_dnabert

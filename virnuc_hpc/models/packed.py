@@ -38,7 +38,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .shapes import Shapes
+from ..core.shapes import Shapes
 
 TABLE_BLOCK = 256  # rotary tables are computed in blocks of this many positions
 

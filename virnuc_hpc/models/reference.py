@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import UserError
+from ..core.errors import UserError
 from .dnabert import load_dnabert, read_state_dict
 
 PUBLISHED_MODULE = "bert_layers"
@@ -132,7 +132,7 @@ def check_dnabert(code_dir, weights_dir, *, random_weights: bool = False, seed: 
                   count: int = 24, tokens_per_batch: int = 1024,
                   tolerance: float = TOLERANCE) -> ReferenceReport:
     """Compare mean embeddings of `count` random DNA sequences, native vs published code."""
-    from ..embed import DnabertEncoder
+    from .encoders import DnabertEncoder
 
     weights_dir = Path(weights_dir)
     tokenizer, ours = load_dnabert(weights_dir)

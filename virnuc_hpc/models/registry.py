@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 
 KINDS = ("dnabert", "esm", "classifier")
 PROFILES = ("real", "tiny")

@@ -21,7 +21,7 @@ import os
 import time
 from pathlib import Path
 
-from ..fsio import atomic_write, make_dirs
+from ..core.fsio import atomic_write, make_dirs
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ digest; the user's files are not opened again after planning.
 from .manifest import Manifest, load_manifest, read_manifest_json
 from .packing import cut, imbalance
 from .planner import CHUNK_SIZES, plan_input, study_fingerprint
-from .record import FORMAT, Plan, SamplePlan, ShardPlan, fingerprint, load_plan
-from .records import iter_shard_records
+from .planfile import FORMAT, Plan, SamplePlan, ShardPlan, fingerprint, load_plan
+from .shard_reads import iter_shard_records
 from .scan import ROW_DTYPE, chunk_cost, sequence_digest
 
 __all__ = ["Plan", "SamplePlan", "ShardPlan", "Manifest", "plan_input", "load_plan",

@@ -25,7 +25,7 @@ from typing import IO
 
 import numpy as np
 
-from .dedup import PAIR_DTYPE, RowDigests, duplicates
+from .external_sort import PAIR_DTYPE, RowDigests, duplicates
 from .scan import ROW_DTYPE
 
 

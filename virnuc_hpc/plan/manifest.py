@@ -14,12 +14,12 @@ from typing import Mapping
 
 import numpy as np
 
-from ..errors import IntegrityError
-from ..fsio import fsync_dir, sha256_bytes
-from ..rundir import RunDir, check_record_paths, contained
-from ..store import Expectation
-from .record import FORMAT, Plan, check_format
-from .dedup import PAIR_DTYPE
+from ..core.errors import IntegrityError
+from ..core.fsio import fsync_dir, sha256_bytes
+from ..core.rundir import RunDir, check_record_paths, contained
+from ..parts.store import Expectation
+from .planfile import FORMAT, Plan, check_format
+from .external_sort import PAIR_DTYPE
 from .duplicates import Duplicates
 from .route import Slice
 from .scan import ROW_DTYPE

@@ -21,14 +21,14 @@ from typing import IO, Iterator, Mapping
 import numpy as np
 
 from .. import __version__
-from ..devices import Target
-from ..errors import ConfigError, UserError
-from ..fsio import atomic_write, make_dirs, sha256_bytes, sha256_file
-from ..rundir import RunDir, claim_run_dir, write_provenance
-from ..throughput import esm_rate
+from .devices import Target
+from ..core.errors import ConfigError, UserError
+from ..core.fsio import atomic_write, make_dirs, sha256_bytes, sha256_file
+from ..core.rundir import RunDir, claim_run_dir, write_provenance
+from .throughput import esm_rate
 from .manifest import write_manifests
 from .packing import imbalance
-from .record import Plan, SamplePlan, ShardPlan, fingerprint
+from .planfile import Plan, SamplePlan, ShardPlan, fingerprint
 from .duplicates import Duplicates, find, per_sample
 from .route import BLOCK, Slice, feeds, route
 from .samples import Study, study_from_files

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from ..errors import ConfigError, InputError
+from ..core.errors import ConfigError, InputError
 from ..sequences.source import check_input
 
 SHEET_COLUMNS = ("sample", "fasta")

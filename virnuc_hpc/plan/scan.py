@@ -16,11 +16,11 @@ from typing import IO
 import numpy as np
 import xxhash
 
-from ..fsio import sha256_file
+from ..core.fsio import sha256_file
 from ..sequences.blocks import Block, iter_blocks
 from ..sequences.prepare import chunk_spans
 from ..sequences.reader import _confirm_duplicate
-from .dedup import KeyFile, repeats
+from .external_sort import KeyFile, repeats
 from .samples import Sample, Study
 from .seqfile import SeqFileWriter
 

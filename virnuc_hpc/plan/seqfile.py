@@ -19,7 +19,7 @@ from typing import Iterator
 
 import numpy as np
 
-from ..errors import IntegrityError
+from ..core.errors import IntegrityError
 from ..sequences.source import _zstd
 
 INDEX_DTYPE = np.dtype([("first", "<i8"), ("count", "<i8"), ("offset", "<i8"), ("size", "<i8")])

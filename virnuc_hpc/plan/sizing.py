@@ -15,8 +15,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..devices import Target
-from ..errors import ConfigError
+from .devices import Target
+from ..core.errors import ConfigError
 
 DEFAULT_TASK_MINUTES = 45.0
 TASK_OVERHEAD_S = 60.0   # start-up, imports, model load, the shard's first read

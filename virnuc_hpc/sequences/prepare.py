@@ -62,7 +62,7 @@ REVERSE_AMINO = _amino_table(reverse=True)
 
 def validate_chunk_size(chunk_size: int) -> int:
     if chunk_size not in CHUNK_SIZES:
-        from ..errors import ConfigError
+        from ..core.errors import ConfigError
 
         raise ConfigError(f"chunk size {chunk_size} is not supported; choose one of "
                           f"{', '.join(map(str, CHUNK_SIZES))} (--chunk-size)")

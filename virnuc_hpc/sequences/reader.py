@@ -15,7 +15,7 @@ from typing import BinaryIO, Iterator, NamedTuple, NoReturn
 
 import numpy as np
 
-from ..errors import InputError
+from ..core.errors import InputError
 from .source import BLOCK, open_input, read_error
 
 NUCLEOTIDE_LETTERS = b"ACGTUNRYKMSWBDHVacgtunrykmswbdhv-."

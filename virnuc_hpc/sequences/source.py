@@ -24,7 +24,7 @@ import zlib
 from pathlib import Path
 from typing import BinaryIO, Callable
 
-from ..errors import InputError
+from ..core.errors import InputError
 
 BLOCK = 1 << 20
 UTF8_BOM = b"\xef\xbb\xbf"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from contextlib import ExitStack
 from pathlib import Path
 
-from ..errors import IntegrityError
-from ..fsio import atomic_open
+from ..core.errors import IntegrityError
+from ..core.fsio import atomic_open
 from .prepare import prepare
 from .reader import iter_records
 from .writers import (Totals, accounting_header, accounting_line, two_line_record,

@@ -21,11 +21,11 @@ import time
 from collections import Counter
 from typing import Callable, Iterable
 
-from .errors import IntegrityError
-from .executors.base import read_record
-from .plan import Plan, load_manifest, load_plan
-from .rundir import RunDir, TaskDir
-from .store import read_done, read_failed, read_heartbeat, read_rejection, verify_task
+from ..core.errors import IntegrityError
+from ..executors.base import read_record
+from ..plan import Plan, load_manifest, load_plan
+from ..core.rundir import RunDir, TaskDir
+from ..parts.store import read_done, read_failed, read_heartbeat, read_rejection, verify_task
 
 STALE_AFTER_S = 300.0
 STATES = ("pending", "running", "done", "failed", "corrupt")
@@ -124,7 +124,8 @@ def task_states(run_dir: str | os.PathLike, now: float | None = None,
     shards = [shard_state(run_dir, s.index, plan, now, stale_after, deep) for s in plan.shards]
     if (read_record(run_dir) or {}).get("executor") != "slurm":
         return shards
-    from .executors.slurm import merge_view, scheduler_view  # submitit: only for SLURM runs
+    # submitit: only for SLURM runs
+    from ..executors.slurm.executor import merge_view, scheduler_view
 
     return merge_view(shards, scheduler_view(run_dir))  # SLURM's word on ended jobs, if any
 

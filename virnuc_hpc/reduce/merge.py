@@ -52,20 +52,20 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from . import mqc
-from .errors import IntegrityError, UserError
-from .faults import fault_point
-from .fsio import atomic_write, make_dirs, publish
+from ..core.errors import IntegrityError, UserError
+from ..core.faults import fault_point
+from ..core.fsio import atomic_write, make_dirs, publish
 from .outputs import HIGHEST_HEADER, LABELS, PREDICTION_HEADER, ChunkTable, chunk_id, \
     reopening_lines
-from .plan import Manifest, Plan, SamplePlan, load_manifest, load_plan
-from .plan.duplicates import Duplicates
-from .rundir import ResultFiles, RunDir, contained, index_name, write_provenance
-from .runconfig import RunConfig
+from ..plan import Manifest, Plan, SamplePlan, load_manifest, load_plan
+from ..plan.duplicates import Duplicates
+from ..core.rundir import ResultFiles, RunDir, contained, index_name, write_provenance
+from ..core.config import RunConfig
 from .scores import Histogram
-from .sequences.prepare import SKIP_REASONS
-from .store import (FEATURE_DTYPES, AccountRow, iter_accounting, mark_rejected, part_layout,
+from ..sequences.prepare import SKIP_REASONS
+from ..parts.store import (FEATURE_DTYPES, AccountRow, iter_accounting, mark_rejected, part_layout,
                     read_done, stored_features, verify_task)
-from .versions import versions_yaml
+from ..core.versions import versions_yaml
 
 PREDICTIONS_HEADER = ("sequence_id", "length", "chunks", "kept_frames", "virus_chunks",
                       "best_virus_score", "call", "skip_reason")

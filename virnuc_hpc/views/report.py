@@ -36,18 +36,18 @@ from typing import Callable, Iterable, NamedTuple
 
 import numpy as np
 
-from .cacheinfo import default_root, manifest_fingerprint, read_manifest
-from .errors import ConfigError, IntegrityError, UserError
-from .fsio import atomic_write
-from .outputs import PREDICTION_HEADER, is_virus
-from .plan import Plan, load_plan
-from .reduce import PREDICTIONS_HEADER, SAMPLES_HEADER
-from .rundir import ResultFiles, RunDir
-from .runconfig import RunConfig
-from .scores import SCORE_EDGES, Histogram
-from .sequences.prepare import SKIP_REASONS, chunk_spans
-from .store import frame_key, read_done
-from .versions import package_version
+from ..models.cacheinfo import default_root, manifest_fingerprint, read_manifest
+from ..core.errors import ConfigError, IntegrityError, UserError
+from ..core.fsio import atomic_write
+from ..reduce.outputs import PREDICTION_HEADER, is_virus
+from ..plan import Plan, load_plan
+from ..reduce.merge import PREDICTIONS_HEADER, SAMPLES_HEADER
+from ..core.rundir import ResultFiles, RunDir
+from ..core.config import RunConfig
+from ..reduce.scores import SCORE_EDGES, Histogram
+from ..sequences.prepare import SKIP_REASONS, chunk_spans
+from ..parts.store import frame_key, read_done
+from ..core.versions import package_version
 
 DEFAULT_TOP = 5
 MAX_TRACKS = 40

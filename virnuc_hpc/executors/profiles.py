@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import ConfigError
+from ..core.errors import ConfigError
 
 EXECUTORS = ("slurm", "local")
 SLURM_KEYS = ("partition", "account", "qos", "time", "gpus_per_task", "cpus_per_task", "mem",
@@ -29,7 +29,7 @@ VALID_KEYS = {"slurm": ("executor", *SLURM_KEYS, *CONTAINER_KEYS),
 INT_KEYS = ("gpus_per_task", "cpus_per_task", "array_parallelism", "signal_delay_s",
             "max_requeues", "parallel")
 CONTAINER_MODELS = "/models"
-REPO_JOBS = Path(__file__).resolve().parents[1] / "jobs"
+REPO_JOBS = Path(__file__).resolve().parents[2] / "jobs"
 
 
 @dataclass(frozen=True)

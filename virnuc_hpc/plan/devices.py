@@ -167,7 +167,7 @@ def partition_gpus(gres_of_nodes: list[str]) -> tuple[Gpu, ...]:
 def slurm_target(profile, task_minutes: float | None = None) -> Target:
     """A SLURM profile's partition: its GPU types (asked of scontrol; unknown when it cannot
     be asked), the profile's time limit and array parallelism."""
-    from .executors.slurm_check import partition_gres
+    from ..executors.slurm.check import partition_gres
 
     where = f"partition {profile.partition or '(default)'}"
     gpus = partition_gpus(partition_gres(profile.partition)) if profile.gpus_per_task else ()

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-from . import __version__
+from .. import __version__
 from .scores import Histogram
-from .sequences.prepare import SKIP_REASONS
+from ..sequences.prepare import SKIP_REASONS
 
 SECTION = "virnuc_hpc"
 TINY = ("The tiny model profile ran: random weights, these results are NOT biologically "

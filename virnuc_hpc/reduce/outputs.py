@@ -27,7 +27,7 @@ from typing import IO, Iterable, Iterator
 
 import numpy as np
 
-from .fsio import atomic_open
+from ..core.fsio import atomic_open
 
 PREDICTION_HEADER = "Sequence_ID\tPrediction\tscore1\tscore2\n"
 HIGHEST_HEADER = "Modified_ID\tIs_Virus\n"

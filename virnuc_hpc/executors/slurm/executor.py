@@ -30,11 +30,11 @@ import submitit
 from submitit.helpers import Checkpointable, DelayedSubmission
 from submitit.slurm.slurm import _make_sbatch_string
 
-from ..errors import UserError
-from ..fsio import atomic_write
+from ...core.errors import UserError
+from ...core.fsio import atomic_write
 from ..profiles import Profile
-from . import slurm_reasons
-from .base import (COMPLETED, FAILED, PENDING, RUNNING, UNKNOWN, Outcome, Submission, TaskArgv,
+from . import reasons as slurm_reasons
+from ..base import (COMPLETED, FAILED, PENDING, RUNNING, UNKNOWN, Outcome, Submission, TaskArgv,
                    TaskState, append_record, latest_jobs, read_record, submissions)
 
 log = logging.getLogger(__name__)
@@ -339,8 +339,8 @@ def _cached_states(run_dir: Path, record: dict, ids: list[str],
 
 def _misfit(record: dict, states: Raw) -> str:
     """The request check's refusal line, asked only when a pending reason may mean a misfit."""
-    from . import recorded_profile
-    from .slurm_check import REFUSED, check_profile
+    from .. import recorded_profile
+    from .check import REFUSED, check_profile
 
     if "profile" not in record or not any(
             STATE_OF.get(word) == PENDING and slurm_reasons.worth_checking(reason)
@@ -363,7 +363,7 @@ def active_indices(run_dir: str | Path) -> set[int]:
 def resubmit_run(run_dir: str | Path, indices: list[int], **executor_options) -> Submission | None:
     """`resubmit` under SLURM: one new array of exactly `indices` (minus those still queued or
     running) and a new reduce job, with the profile RUN was submitted with."""
-    from . import executor_for_run, reduce_argv_for, task_argv_for
+    from .. import executor_for_run, reduce_argv_for, task_argv_for
 
     profile, ex = executor_for_run(run_dir, **executor_options)
     busy = active_indices(run_dir)

@@ -10,8 +10,8 @@ import random
 from pathlib import Path
 from typing import Iterator
 
-from .fsio import atomic_open
-from .sequences.prepare import STANDARD_CODE, revcomp
+from ..core.fsio import atomic_open
+from .prepare import STANDARD_CODE, revcomp
 
 SENSE_CODONS = [c for c, a in STANDARD_CODE.items() if a != "*"]
 

@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .fsio import atomic_write
-from .models.cache import ModelCache
+from ..core.fsio import atomic_write
+from ..models.cache import ModelCache
 
 # residues/s per H100: bf16 is the goal of docs/gpu-ceilings.md; fp32 is fair-esm's own
 # forward as measured there (§2, row 3), the path fp32 runs take

@@ -27,11 +27,11 @@ import numpy as np
 from safetensors.numpy import load as load_tensors
 from safetensors.numpy import save as save_tensors
 
-from .faults import fault_point
-from .fsio import atomic_open, atomic_write, make_dirs, sha256_bytes, sha256_file
-from .errors import ConfigError, IntegrityError
-from .rundir import TaskDir, check_record_paths, parse_index
-from .runconfig import DEFAULT_FEATURES, FEATURES, check_features
+from ..core.faults import fault_point
+from ..core.fsio import atomic_open, atomic_write, make_dirs, sha256_bytes, sha256_file
+from ..core.errors import ConfigError, IntegrityError
+from ..core.rundir import TaskDir, check_record_paths, parse_index
+from ..core.config import DEFAULT_FEATURES, FEATURES, check_features
 
 FORMAT = 1
 TENSORS = ("dnabert", "esm", "scores")

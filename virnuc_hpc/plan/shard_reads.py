@@ -12,12 +12,12 @@ from typing import Iterator
 
 import numpy as np
 
-from ..errors import IntegrityError
-from ..fsio import sha256_bytes
-from ..rundir import RunDir
+from ..core.errors import IntegrityError
+from ..core.fsio import sha256_bytes
+from ..core.rundir import RunDir
 from ..sequences.reader import Record
 from .manifest import Manifest, load_manifest
-from .record import Plan, load_plan
+from .planfile import Plan, load_plan
 from .scan import digests
 from .seqfile import read_range
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .embed import (DEFAULT_TOKENS_PER_BATCH, DnabertEncoder, EsmEncoder, device_shapes,
+from .encoders import (DEFAULT_TOKENS_PER_BATCH, DnabertEncoder, EsmEncoder, device_shapes,
                     token_batches)
-from .models.packed import padding
-from .models.registry import ALIASES, ESM2_ARCHS
+from .packed import padding
+from .registry import ALIASES, ESM2_ARCHS
 
 AMINO_ACIDS = np.frombuffer(b"ACDEFGHIKLMNPQRSTVWY", dtype=np.uint8)
 BP_PER_DNABERT_TOKEN = 4  # BPE on DNA: about one token per 4-5 bp (upper estimate of tokens)
@@ -94,7 +94,7 @@ def build_encoder(name: str, device: str, precision: str, budget: int,
     torch.manual_seed(0)
     shapes = device_shapes(device) if invariant else None
     if name == "dnabert-s":
-        from .models.dnabert import DnabertConfig, DnabertModel
+        from .dnabert import DnabertConfig, DnabertModel
 
         with torch.device(device):
             model = DnabertModel(DnabertConfig())

@@ -17,10 +17,10 @@ import time
 from dataclasses import dataclass
 from typing import IO, Mapping, Protocol
 
-from .executors.local import describe_exit
-from .plan import load_plan
-from .rundir import RunDir
-from .store import read_done, read_heartbeat
+from ..executors.local import describe_exit
+from ..plan import load_plan
+from ..core.rundir import RunDir
+from ..parts.store import read_done, read_heartbeat
 
 MODES = ("auto", "quiet")
 

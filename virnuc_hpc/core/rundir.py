@@ -48,7 +48,7 @@ from typing import Iterator
 
 from filelock import FileLock, Timeout
 
-from . import __version__
+from .. import __version__
 from .errors import IntegrityError, UserError
 from .fsio import atomic_write, make_dirs
 

@@ -10,9 +10,9 @@ from typing import Mapping
 import numpy as np
 
 from .. import __version__
-from ..errors import IntegrityError, UserError
-from ..fsio import sha256_bytes
-from ..rundir import RunDir, index_name
+from ..core.errors import IntegrityError, UserError
+from ..core.fsio import sha256_bytes
+from ..core.rundir import RunDir, index_name
 from .sizing import task_minutes
 
 FORMAT = 5  # 3: samples; 4: contiguous shards over the run's rows, IDs and sequence file;
@@ -97,7 +97,7 @@ class Plan:
     @property
     def run_config(self):
         """The run's options (runconfig.RunConfig) as planned."""
-        from ..runconfig import RunConfig
+        from ..core.config import RunConfig
 
         return RunConfig.from_dict(self.config)
 

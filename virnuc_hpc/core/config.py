@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from .errors import ConfigError
-from .models.shapes import CPU_SHAPES, GPU_SHAPES, WIDTH_STEP, Shapes
+from .shapes import CPU_SHAPES, GPU_SHAPES, WIDTH_STEP, Shapes
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 PRECISION_CHOICES = ("auto", *PRECISIONS)  # auto: settled at plan for where the tasks run
@@ -111,7 +111,7 @@ def settle_config(path: str | Path | None = None, target=None,
     """(RunConfig, devices.Settled): the options, and the precision with why it was chosen.
     What was not given is settled for `target` (devices.Target; None: a CPU): the precision
     and the fixed shapes; `recorded` (a planned run's options) keeps what that run settled."""
-    from .devices import Settled, Target, settle_precision
+    from ..plan.devices import Settled, Target, settle_precision
 
     data = _read(path)
     data.update({k: v for k, v in overrides.items() if v is not None})

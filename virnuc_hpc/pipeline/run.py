@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .executors.base import Outcome, default_task_argv, read_record
-from .executors.local import LocalExecutor
-from .live import make_view
-from .status import pending_indices
+from ..executors.base import Outcome, default_task_argv, read_record
+from ..executors.local import LocalExecutor
+from ..views.live import make_view
+from ..views.status import pending_indices
 
 
 def run_local(run_dir: str | Path, parallel: int = 1, indices: list[int] | None = None,
@@ -32,7 +32,7 @@ def resubmit(run_dir: str | Path, indices: list[int] | None = None, parallel: in
         return []
     record = read_record(run_dir) or {}
     if record.get("executor") == "slurm":
-        from .executors.slurm import resubmit_run
+        from ..executors.slurm.executor import resubmit_run
 
         submission = resubmit_run(run_dir, todo)  # leaves out what SLURM still runs
         return submission.indices if submission is not None else []

@@ -8,7 +8,7 @@ import json
 import os
 from pathlib import Path
 
-from .fsio import sha256_bytes
+from ..core.fsio import sha256_bytes
 
 MANIFEST = "MANIFEST.json"
 

@@ -21,8 +21,8 @@ import re
 import subprocess
 from dataclasses import dataclass
 
-from ..devices import gres_types
-from ..errors import ConfigError, UserError
+from ...plan.devices import gres_types
+from ...core.errors import ConfigError, UserError
 from ..profiles import Profile, parse_time_minutes
 
 log = logging.getLogger(__name__)

@@ -28,20 +28,20 @@ import numpy as np
 import torch
 from filelock import FileLock, Timeout
 
-from . import plan as planning
-from .devices import supports
-from .errors import ConfigError, IntegrityError, UserError
-from .faults import fault_point
-from .fsio import make_dirs
-from .embed import MIN_BATCH_TOKENS, DnabertEncoder, EsmEncoder
-from .models import LoadedModels, resolve_profile
-from .models.packed import Shapes, one_thread
+from .. import plan as planning
+from ..plan.devices import supports
+from ..core.errors import ConfigError, IntegrityError, UserError
+from ..core.faults import fault_point
+from ..core.fsio import make_dirs
+from ..models.encoders import MIN_BATCH_TOKENS, DnabertEncoder, EsmEncoder
+from ..models import LoadedModels, resolve_profile
+from ..models.packed import Shapes, one_thread
 from .prefetch import Ahead, Behind
 from .progress import Progress
-from .rundir import RunDir, contained
-from .runconfig import RunConfig
-from .sequences import Frame, Prepared, prepare
-from .store import (AccountingWriter, PartWriter, mark_failed, read_done, read_rejection,
+from ..core.rundir import RunDir, contained
+from ..core.config import RunConfig
+from ..sequences import Frame, Prepared, prepare
+from ..parts.store import (AccountingWriter, PartWriter, mark_failed, read_done, read_rejection,
                     verify_task)
 
 log = logging.getLogger(__name__)

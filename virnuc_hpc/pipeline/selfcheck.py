@@ -10,10 +10,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .outputs import format_score, read_prediction_results
-from .rundir import RunDir
+from ..reduce.outputs import format_score, read_prediction_results
+from ..core.rundir import RunDir
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 REFERENCE = DATA / "virnucpro_test_with_orfs.fa"
 EXPECTED = DATA / "virnucpro_test_with_orfs_prediction_results.txt"
 EXPECTED_HIGHEST = DATA / "virnucpro_test_with_orfs_prediction_results_highestscore.csv"
@@ -57,10 +57,10 @@ def compare_predictions(ours: os.PathLike, expected: os.PathLike = EXPECTED,
 def check_install(run_dir: os.PathLike, profile: str = "real") -> tuple[Comparison, bool]:
     """Predict the reference input in `run_dir` with `profile`; (comparison, whether the
     highest-score file is byte-equal to the original's)."""
-    from .plan import plan_input
-    from .reduce import reduce_run
-    from .runner import run_local
-    from .models.cache import profile_fingerprints
+    from ..plan import plan_input
+    from ..reduce.merge import reduce_run
+    from .run import run_local
+    from ..models.cache import profile_fingerprints
 
     plan_input(REFERENCE, run_dir, shards=1, chunk_size=CHUNK_SIZE, profile=profile,
                model_identities=profile_fingerprints(profile, CHUNK_SIZE))

@@ -32,13 +32,13 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 import torch
 
-from .errors import ConfigError, IntegrityError
-from .faults import fault_point
-from .fsio import atomic_write
-from .models.esm_fast import FastEsm2
-from .models.packed import Group, Packed, one_thread, pack
-from .models.shapes import CPU_SHAPES, GPU_SHAPES, Shapes
-from .runconfig import check_compile
+from ..core.errors import ConfigError, IntegrityError
+from ..core.faults import fault_point
+from ..core.fsio import atomic_write
+from .esm_fast import FastEsm2
+from .packed import Group, Packed, one_thread, pack
+from ..core.shapes import CPU_SHAPES, GPU_SHAPES, Shapes
+from ..core.config import check_compile
 
 log = logging.getLogger(__name__)
 
@@ -489,7 +489,7 @@ def open_encoder(model: str, model_path: str | None = None, device: str = "cpu",
     """Resolve `model` (registry name; `model_path` overrides where it is), verify, load,
     and wrap it: DNABERT-kind models embed nucleotides, ESM-kind models proteins. With
     `invariant`, ESM-2 and DNABERT-S run fixed-shape batches (other ESM models cannot)."""
-    from .models import ModelCache, get_spec, load_dnabert, load_esm, spec_from_path
+    from . import ModelCache, get_spec, load_dnabert, load_esm, spec_from_path
 
     check_device(device, precision)
     spec = get_spec(model)
@@ -518,7 +518,7 @@ def open_encoder(model: str, model_path: str | None = None, device: str = "cpu",
 def embed_fasta(input_path: str | Path, out_path: str | Path, encoder: Encoder) -> int:
     """Embed every record of `input_path` and write `out_path` (see write_embeddings).
     Returns the number of rows."""
-    from .sequences.reader import iter_records
+    from ..sequences.reader import iter_records
 
     alphabet = "protein" if isinstance(encoder, EsmEncoder) else "dna"
     records = list(iter_records(input_path, alphabet=alphabet))
