@@ -83,7 +83,7 @@ def run_once(fasta: Path, run_dir: Path, dedup: bool, stand_in: StandIn) -> dict
     from virnuc_hpc.plan import load_plan, plan_input
     from virnuc_hpc.reduce.merge import reduce_run
     from virnuc_hpc.core.rundir import RunDir
-    from virnuc_hpc.parts.store import read_done
+    from virnuc_hpc.parts import read_done
     from virnuc_hpc.task.run import run_task, task_options
 
     shutil.rmtree(run_dir, ignore_errors=True)

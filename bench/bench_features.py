@@ -84,7 +84,7 @@ def same_results(run_dir: Path, reference: Path) -> bool:
 
 
 def table(work: Path) -> list[str]:
-    from virnuc_hpc.parts.store import part_layout
+    from virnuc_hpc.parts import part_layout
 
     runs = {f: work / f for f in CHOICES}
     lines = ["| features | frames | part bytes/frame | sidecar bytes/frame | tensor bytes/frame "

@@ -55,7 +55,7 @@ def features(run_dir: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
     from safetensors.numpy import load_file
 
     from virnuc_hpc.core.rundir import RunDir
-    from virnuc_hpc.parts.store import read_done
+    from virnuc_hpc.parts import read_done
 
     run, ids, rows, scores = RunDir(run_dir), [], [], []
     for k, _ in enumerate(read_done(run.task(0).root)["parts"]):

@@ -83,7 +83,7 @@ class StandIn:
 @contextmanager
 def parts_clock():
     """The parts' span: the first `features` call to the last `write_part` return."""
-    from virnuc_hpc.parts.store import PartWriter
+    from virnuc_hpc.parts import PartWriter
     from virnuc_hpc.task.run import FramePipeline
 
     features, write_part, span = FramePipeline.features, PartWriter.write_part, {}

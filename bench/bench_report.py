@@ -35,7 +35,7 @@ from bench_plan import write_reads  # noqa: E402
 from virnuc_hpc.plan import load_manifest, plan_input  # noqa: E402
 from virnuc_hpc.reduce.merge import reduce_run  # noqa: E402
 from virnuc_hpc.core.rundir import RunDir  # noqa: E402
-from virnuc_hpc.parts.store import PartWriter, write_accounting  # noqa: E402
+from virnuc_hpc.parts import PartWriter, write_accounting  # noqa: E402
 
 FRAMES = ("F1", "F2", "F3", "R1", "R2", "R3")
 WIDTHS = {"dnabert": 4, "esm": 4}

@@ -8,7 +8,7 @@ from pathlib import Path
 from virnuc_hpc.plan import load_plan, plan_input
 from virnuc_hpc.reduce.merge import reduce_run
 from virnuc_hpc.core.rundir import RunDir
-from virnuc_hpc.parts.store import read_done
+from virnuc_hpc.parts import read_done
 from virnuc_hpc.models.cache import profile_fingerprints
 from virnuc_hpc.task.run import run_task, task_options
 

@@ -19,7 +19,7 @@ from virnuc_hpc.plan import load_manifest, load_plan, plan_input
 from virnuc_hpc.plan.samples import read_samplesheet
 from virnuc_hpc.reduce.merge import reduce_run
 from virnuc_hpc.core.rundir import RunDir
-from virnuc_hpc.parts.store import read_done
+from virnuc_hpc.parts import read_done
 
 NEW_COLUMNS = ("duplicates", "reused_frames")
 
@@ -142,7 +142,7 @@ def test_a_failed_representative_holds_back_its_copies(tiny_cache, tmp_path):
     """status --by-sample names the state of the shards a sample's copies depend on, reduce
     refuses naming the shard, resubmit repairs it, and the results are then complete."""
     from tests.helpers import run_cli
-    from virnuc_hpc.parts.store import mark_failed
+    from virnuc_hpc.parts import mark_failed
 
     sheet = duplicate_study(tmp_path / "study", 0.6, samples=6, size=16)
     run_dir = tmp_path / "run"

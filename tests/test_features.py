@@ -27,7 +27,7 @@ from virnuc_hpc.views.report import (accounting_section, calls_section, collect,
                                      prediction_section, samples_section, write_report)
 from virnuc_hpc.core.rundir import RunDir
 from virnuc_hpc.views.status import run_status
-from virnuc_hpc.parts.store import read_done
+from virnuc_hpc.parts import read_done
 
 CHOICES = ("fp32", "fp16", "none")
 SUMMARY_DIFFERS = {"time", "fingerprint", "features"}  # what may differ between the choices

@@ -19,7 +19,7 @@ from tests.helpers import REPO
 from tests.helpers_run import plan
 from virnuc_hpc.views.live import LogView, RunProgress, duration, make_view
 from virnuc_hpc.core.rundir import RunDir
-from virnuc_hpc.parts.store import write_heartbeat
+from virnuc_hpc.parts import write_heartbeat
 
 EXAMPLE = REPO / "examples" / "reads.fa"
 

@@ -13,7 +13,7 @@ from tests.helpers import REPO
 from tests.helpers_run import part_digests, plan
 from virnuc_hpc.task.prefetch import Ahead, Behind
 from virnuc_hpc.core.rundir import RunDir
-from virnuc_hpc.parts.store import read_done
+from virnuc_hpc.parts import read_done
 from virnuc_hpc.task.run import (FramePipeline, StopRequested, TaskIOError, run_task,
                              task_options)
 

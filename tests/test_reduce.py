@@ -12,7 +12,7 @@ from virnuc_hpc.reduce.outputs import read_prediction_results
 from virnuc_hpc.plan import load_manifest, plan_input
 from virnuc_hpc.reduce.merge import PREDICTIONS_HEADER, reduce_run
 from virnuc_hpc.core.rundir import RunDir
-from virnuc_hpc.parts.store import PartWriter
+from virnuc_hpc.parts import PartWriter
 
 try:
     from test_plan import write_fasta

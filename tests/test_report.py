@@ -23,7 +23,7 @@ from virnuc_hpc.plan import load_manifest, plan_input
 from virnuc_hpc.reduce.merge import reduce_run
 from virnuc_hpc.views.report import MAX_TRACKS, collect, write_report
 from virnuc_hpc.core.rundir import RunDir
-from virnuc_hpc.parts.store import PartWriter, write_accounting
+from virnuc_hpc.parts import PartWriter, write_accounting
 
 try:
     from test_store import WIDTHS, write_fake_task

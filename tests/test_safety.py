@@ -21,7 +21,7 @@ from virnuc_hpc.plan import load_manifest, load_plan
 from virnuc_hpc.reduce.merge import reduce_run, verify_run
 from virnuc_hpc.core.rundir import RunDir
 from virnuc_hpc.views.status import shard_state
-from virnuc_hpc.parts.store import read_done, resume_point, verify_task
+from virnuc_hpc.parts import read_done, resume_point, verify_task
 from virnuc_hpc.task.run import run_task, task_options
 
 EXAMPLE = REPO / "examples" / "reads.fa"

@@ -10,7 +10,7 @@ import pytest
 
 from virnuc_hpc.core.rundir import RunDir
 from virnuc_hpc.views.status import format_table, pending_indices, run_status, task_states
-from virnuc_hpc.parts.store import mark_failed, write_heartbeat
+from virnuc_hpc.parts import mark_failed, write_heartbeat
 
 try:
     from test_reduce import planned, run_task

@@ -12,7 +12,7 @@ import pytest
 from virnuc_hpc.core.errors import ConfigError
 from virnuc_hpc.core.rundir import TaskDir
 from virnuc_hpc.core.config import DEFAULT_FEATURES
-from virnuc_hpc.parts.store import (
+from virnuc_hpc.parts import (
     Expectation, PartWriter, frame_key, ids_digest, mark_failed, read_accounting, read_done,
     read_failed, read_heartbeat, resume_point, verify_task, write_accounting, write_heartbeat,
 )
@@ -282,7 +282,7 @@ def test_two_processes_different_content_never_pass_mixed(tmp_path, round_):
 
 
 def test_reduce_verdict_is_bound_to_the_done_it_judged(tmp_path):
-    from virnuc_hpc.parts.store import mark_rejected, read_rejection
+    from virnuc_hpc.parts import mark_rejected, read_rejection
 
     task = TaskDir(tmp_path / "t")
     task.root.mkdir()

@@ -19,7 +19,7 @@ from tests.helpers_run import (frame_scores, part_digests, plan, planned_run, pr
                                run_all)
 from virnuc_hpc.reduce.merge import reduce_run
 from virnuc_hpc.core.rundir import RunDir
-from virnuc_hpc.parts.store import read_done, read_heartbeat, verify_task
+from virnuc_hpc.parts import read_done, read_heartbeat, verify_task
 from virnuc_hpc.plan import load_manifest
 
 

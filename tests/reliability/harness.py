@@ -30,7 +30,7 @@ from virnuc_hpc.sequences import synthetic
 from virnuc_hpc.plan import load_manifest
 from virnuc_hpc.core.rundir import RunDir
 from virnuc_hpc.views.status import shard_state
-from virnuc_hpc.parts.store import read_done, verify_task
+from virnuc_hpc.parts import read_done, verify_task
 
 TIMEOUT_S = 300          # a command still running after this is a hang (lost)
 PART_ROWS = 3            # many small parts: kills land mid-write

@@ -115,7 +115,7 @@ def test_random_kills_then_rerun(bench):
 
 def test_the_bench_keeps_the_scores_only(bench):
     from virnuc_hpc.core.rundir import RunDir
-    from virnuc_hpc.parts.store import read_done
+    from virnuc_hpc.parts import read_done
 
     task = RunDir(bench.clean).task(SHARD)
     assert bench.features == "none" and read_done(task.root)["features"] == "none"

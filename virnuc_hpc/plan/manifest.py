@@ -17,7 +17,7 @@ import numpy as np
 from ..core.errors import IntegrityError
 from ..core.fsio import fsync_dir, sha256_bytes
 from ..core.rundir import RunDir, check_record_paths, contained
-from ..parts.store import Expectation
+from ..parts import Expectation
 from .planfile import FORMAT, Plan, check_format
 from .external_sort import PAIR_DTYPE
 from .duplicates import Duplicates

@@ -63,7 +63,7 @@ from ..core.rundir import ResultFiles, RunDir, contained, index_name, write_prov
 from ..core.config import RunConfig
 from .scores import Histogram
 from ..sequences.prepare import SKIP_REASONS
-from ..parts.store import (FEATURE_DTYPES, AccountRow, iter_accounting, mark_rejected, part_layout,
+from ..parts import (FEATURE_DTYPES, AccountRow, iter_accounting, mark_rejected, part_layout,
                     read_done, stored_features, verify_task)
 from ..core.versions import versions_yaml
 

@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from ..parts.store import write_heartbeat
+from ..parts import write_heartbeat
 
 log = logging.getLogger(__name__)
 

@@ -41,7 +41,7 @@ from .progress import Progress
 from ..core.rundir import RunDir, contained
 from ..core.config import RunConfig
 from ..sequences import Frame, Prepared, prepare
-from ..parts.store import (AccountingWriter, PartWriter, mark_failed, read_done, read_rejection,
+from ..parts import (AccountingWriter, PartWriter, mark_failed, read_done, read_rejection,
                     verify_task)
 
 log = logging.getLogger(__name__)

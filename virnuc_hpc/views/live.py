@@ -20,7 +20,7 @@ from typing import IO, Mapping, Protocol
 from ..executors.local import describe_exit
 from ..plan import load_plan
 from ..core.rundir import RunDir
-from ..parts.store import read_done, read_heartbeat
+from ..parts import read_done, read_heartbeat
 
 MODES = ("auto", "quiet")
 

@@ -46,7 +46,7 @@ from ..core.rundir import ResultFiles, RunDir
 from ..core.config import RunConfig
 from ..reduce.scores import SCORE_EDGES, Histogram
 from ..sequences.prepare import SKIP_REASONS, chunk_spans
-from ..parts.store import frame_key, read_done
+from ..parts import frame_key, read_done
 from ..core.versions import package_version
 
 DEFAULT_TOP = 5

@@ -25,7 +25,7 @@ from ..core.errors import IntegrityError
 from ..executors.base import read_record
 from ..plan import Plan, load_manifest, load_plan
 from ..core.rundir import RunDir, TaskDir
-from ..parts.store import read_done, read_failed, read_heartbeat, read_rejection, verify_task
+from ..parts import read_done, read_failed, read_heartbeat, read_rejection, verify_task
 
 STALE_AFTER_S = 300.0
 STATES = ("pending", "running", "done", "failed", "corrupt")
