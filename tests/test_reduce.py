@@ -10,7 +10,8 @@ import pytest
 from virnuc_hpc.core.errors import IntegrityError
 from virnuc_hpc.reduce.outputs import read_prediction_results
 from virnuc_hpc.plan import load_manifest, plan_input
-from virnuc_hpc.reduce.merge import PREDICTIONS_HEADER, reduce_run
+from virnuc_hpc.reduce.merge import reduce_run
+from virnuc_hpc.reduce.schema import PREDICTIONS_HEADER
 from virnuc_hpc.core.rundir import RunDir
 from virnuc_hpc.parts import PartWriter
 

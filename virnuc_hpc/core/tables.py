@@ -17,7 +17,9 @@ its line number."""
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import fields
+from functools import lru_cache
 from typing import IO, ClassVar, Iterable, Iterator, TypeVar
 
 T = TypeVar("T", bound="TableRow")
@@ -44,8 +46,12 @@ class TableRow:
         out = []
         for f in fields(self):
             value = getattr(self, f.name)
-            out.append(self.format_float(value) if isinstance(value, float) else
-                       "" if value is None else str(value))
+            if value is None:
+                out.append("")
+            elif isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
+                out.append(self.format_float(value))
+            else:
+                out.append(str(value))
         return out
 
     def line(self) -> str:
@@ -54,6 +60,11 @@ class TableRow:
     @classmethod
     def reader(cls: type[T], header: str, where: str = "") -> "Reader[T]":
         return Reader(cls, header, where or cls.file_name)
+
+    @classmethod
+    def parse(cls: type[T], line: str) -> T:
+        """A line this class wrote (its own columns, in its own order)."""
+        return _own_reader(cls).parse(line)
 
     @classmethod
     def read(cls: type[T], handle: IO[str] | Iterable[str], where: str = "") -> Iterator[T]:
@@ -84,8 +95,17 @@ class Reader:
         return self.row(*(_cast(kind, values[i]) for kind, i in zip(self.kinds, self.at)))
 
 
+@lru_cache(maxsize=None)
+def _own_reader(row: type[TableRow]) -> Reader:
+    return Reader(row, row.header(), row.file_name)
+
+
 def _cast(kind, text: str):
+    """A field's value from its text: by the field's annotation (`int`, `float`, `str`, and
+    `... | None`, which an empty text is)."""
     kind = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
+    if kind.endswith("| None") and text == "":
+        return None
     if kind.startswith("int"):
         return int(text)
     if kind.startswith("float"):

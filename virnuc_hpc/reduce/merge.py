@@ -55,7 +55,8 @@ from . import mqc
 from ..core.errors import IntegrityError, UserError
 from ..core.faults import fault_point
 from ..core.fsio import atomic_write, make_dirs, publish
-from .outputs import HIGHEST_HEADER, LABELS, PREDICTION_HEADER, ChunkTable, chunk_id, \
+from .schema import SAMPLES_HEADER, FrameRow, PredictionRow
+from .outputs import HIGHEST_HEADER, LABELS, ChunkTable, chunk_id, \
     reopening_lines
 from ..plan import Manifest, Plan, SamplePlan, load_manifest, load_plan
 from ..plan.duplicates import Duplicates
@@ -67,11 +68,6 @@ from ..parts import (FEATURE_DTYPES, AccountRow, iter_accounting, mark_rejected,
                     read_done, stored_features, verify_task)
 from ..core.versions import versions_yaml
 
-PREDICTIONS_HEADER = ("sequence_id", "length", "chunks", "kept_frames", "virus_chunks",
-                      "best_virus_score", "call", "skip_reason")
-SAMPLES_HEADER = ("sample", "input_sequences", "predicted", "virus_sequences",
-                  "others_sequences", "skipped", *(f"skipped_{r}" for r in SKIP_REASONS),
-                  "kept_frames", "duplicates", "reused_frames", "fasta")
 CALL_RULE = ("a sequence is 'virus' if any of its chunks is (VirNucPro's per-chunk rule: "
              "max(score2) >= max(score1) over the chunk's kept frames), 'others' if it has kept "
              "frames and no virus chunk, 'skipped' when no frame was kept (see skip_reason)")
@@ -287,7 +283,9 @@ def _extract_shard(run: RunDir, manifest: Manifest, parts: PartScores,
 
 def _sequence_lines(ordinal: int, sample: int, row: AccountRow, frames: list,
                     table: ChunkTable, duplicate: bool = False) -> list[str]:
-    lines = [f"{ordinal}\tF\t{fid}\t{LABELS[int(s2 > s1)]}\t{s1!s}\t{s2!s}\n"
+    """The scratch lines of one sequence: `ORDINAL S SAMPLE CHUNKS DUPLICATE <its
+    predictions.tsv row>`, then `ORDINAL F <its prediction_results.txt row>` per kept frame."""
+    lines = [f"{ordinal}\tF\t" + FrameRow(fid, LABELS[int(s2 > s1)], s1, s2).line()
              for fid, s1, s2 in frames]
     virus_chunks, groups = 0, _chunks(frames)
     for key, group in groups:
@@ -295,11 +293,11 @@ def _sequence_lines(ordinal: int, sample: int, row: AccountRow, frames: list,
         table.add_chunk(f"{sample:08d}/{key}", max1, max2)  # sorts by sample, then chunk ID
         virus_chunks += bool(max2 >= max1)
     call = "skipped" if not frames else ("virus" if virus_chunks else "others")
-    best = f"{max(s2 for _, _, s2 in frames)!s}" if frames else ""
-    fields = (row.id, row.length, row.chunks, row.kept_frames, virus_chunks, best, call,
-              row.skip_reason)
-    return [f"{ordinal}\tS\t{sample}\t{len(groups)}\t{int(duplicate)}\t" +
-            "\t".join(map(str, fields)) + "\n", *lines]
+    best = max(s2 for _, _, s2 in frames) if frames else None
+    prediction = PredictionRow(row.id, row.length, row.chunks, row.kept_frames, virus_chunks,
+                               best, call, row.skip_reason)
+    return [f"{ordinal}\tS\t{sample}\t{len(groups)}\t{int(duplicate)}\t" + prediction.line(),
+            *lines]
 
 
 def _chunks(frames: list) -> list[tuple[str, list]]:
@@ -356,8 +354,8 @@ class _Sample:
         self.files.root.mkdir(parents=True)
         with open(self.files.prediction_results, "w", encoding="utf-8") as results, \
                 open(self.files.predictions, "w", encoding="utf-8") as predictions:
-            results.write(PREDICTION_HEADER)
-            predictions.write("\t".join(PREDICTIONS_HEADER) + "\n")
+            results.write(FrameRow.header())
+            predictions.write(PredictionRow.header())
             for ordinal, kind, rest in items:
                 if kind == "F":
                     results.write(rest + "\n")
@@ -377,17 +375,17 @@ class _Sample:
                                  f"sample {sample}; the plan and the tasks disagree")
         self.seen += 1
 
-    def _count(self, scored: int, row: str, duplicate: bool) -> str:
-        fields = row.split("\t")
-        self.counts.update({fields[6]: 1, "kept_frames": int(fields[3]),
-                            "chunks": int(fields[2]), "scored_chunks": scored,
-                            "virus_chunks": int(fields[4]), "duplicates": int(duplicate),
-                            "reused_frames": int(fields[3]) * duplicate})
-        if fields[6] == "skipped":
-            self.skipped[fields[7]] += 1
+    def _count(self, scored: int, line: str, duplicate: bool) -> str:
+        row = PredictionRow.parse(line)
+        self.counts.update({row.call: 1, "kept_frames": row.kept_frames, "chunks": row.chunks,
+                            "scored_chunks": scored, "virus_chunks": row.virus_chunks,
+                            "duplicates": int(duplicate),
+                            "reused_frames": row.kept_frames * duplicate})
+        if not row.predicted:
+            self.skipped[row.skip_reason] += 1
         else:
-            self.scores.add(float(fields[5]))
-        return row
+            self.scores.add(row.best_virus_score)
+        return line
 
     def write_highest(self, chunks: Iterator[tuple[str, bool]]) -> None:
         with open(self.files.highestscore, "w", encoding="utf-8") as out:

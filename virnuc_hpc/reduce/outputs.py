@@ -28,16 +28,14 @@ from typing import IO, Iterable, Iterator
 import numpy as np
 
 from ..core.fsio import atomic_open
+from .schema import FrameRow, format_score
 
-PREDICTION_HEADER = "Sequence_ID\tPrediction\tscore1\tscore2\n"
+__all__ = ["format_score"]
+
+PREDICTION_HEADER = FrameRow.header()
 HIGHEST_HEADER = "Modified_ID\tIs_Virus\n"
 LABELS = ("others", "virus")  # index 0 = score1 = others, index 1 = score2 = virus
 RUN_SIZE = 200_000
-
-
-def format_score(value) -> str:
-    """A score as the original writes it: numpy float32's shortest round-trip repr."""
-    return str(np.float32(value))
 
 
 def label(score1, score2) -> str:
@@ -49,7 +47,7 @@ def prediction_lines(frame_ids: Iterable[str], scores: np.ndarray) -> Iterator[s
     """Rows of prediction_results.txt (newline included) for frames and their [n, 2] scores."""
     scores = np.asarray(scores, dtype=np.float32)
     for frame_id, (s1, s2) in zip(frame_ids, scores):
-        yield f"{frame_id}\t{LABELS[int(s2 > s1)]}\t{s1!s}\t{s2!s}\n"
+        yield FrameRow(frame_id, LABELS[int(s2 > s1)], s1, s2).line()
 
 
 def read_prediction_results(path: str | os.PathLike,
@@ -59,8 +57,8 @@ def read_prediction_results(path: str | os.PathLike,
         if handle.readline() != PREDICTION_HEADER:
             raise ValueError(f"{path}: not a VirNucPro prediction_results.txt header")
         for line in handle:
-            frame_id, call, s1, s2 = line.rstrip("\n").split("\t")
-            yield frame_id, call, np.float32(s1), np.float32(s2)
+            row = FrameRow.parse(line)
+            yield row.frame_id, row.prediction, np.float32(row.score1), np.float32(row.score2)
 
 
 def chunk_id(frame_id: str) -> str:

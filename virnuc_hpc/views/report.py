@@ -41,7 +41,7 @@ from ..core.errors import ConfigError, IntegrityError, UserError
 from ..core.fsio import atomic_write
 from ..reduce.outputs import PREDICTION_HEADER, is_virus
 from ..plan import Plan, load_plan
-from ..reduce.merge import PREDICTIONS_HEADER, SAMPLES_HEADER
+from ..reduce.schema import SAMPLES_HEADER, FrameRow, PredictionRow, format_score
 from ..core.rundir import ResultFiles, RunDir
 from ..core.config import RunConfig
 from ..reduce.scores import SCORE_EDGES, Histogram
@@ -62,9 +62,6 @@ TINY_NOTE = ("tiny model profile: random weights, these results are NOT biologic
 
 # --- pass 1: predictions.tsv ---------------------------------------------------------------
 
-ID, LENGTH, KEPT, BEST, CALL, REASON = map(PREDICTIONS_HEADER.index, (
-    "sequence_id", "length", "kept_frames", "best_virus_score", "call", "skip_reason"))
-
 class SequenceRow(NamedTuple):
     """A predictions.tsv row, its input ordinal (over the samples, in order), its sample ("" in
     a run of one file) and its first row in its prediction_results.txt."""
@@ -82,11 +79,11 @@ class SequenceRow(NamedTuple):
     skip_reason: str
 
 
-def _row(ordinal: int, first_frame: int, sample: str, fields: list[str]) -> SequenceRow:
-    """The row of `fields`, in PREDICTIONS_HEADER's column order."""
-    _, length, chunks, kept, virus_chunks, *rest = fields
-    return SequenceRow(ordinal, first_frame, sample, fields[ID], int(length), int(chunks),
-                       int(kept), int(virus_chunks), *rest)
+def _row(ordinal: int, first_frame: int, sample: str, row: PredictionRow) -> SequenceRow:
+    """A drawn sequence: its predictions.tsv row, where it is, its score as the file has it."""
+    best = "" if row.best_virus_score is None else format_score(row.best_virus_score)
+    return SequenceRow(ordinal, first_frame, sample, row.sequence_id, row.length, row.chunks,
+                       row.kept_frames, row.virus_chunks, best, row.call, row.skip_reason)
 
 
 def qualified(sample: str, sequence_id: str) -> str:
@@ -104,14 +101,13 @@ class Tally:
     scores: dict[str, Histogram] = field(
         default_factory=lambda: {call: Histogram(SCORE_EDGES) for call in CALLS})
 
-    def add(self, fields: list[str]) -> None:
-        call = fields[CALL]
-        self.calls[call] += 1
-        self.kept_frames[int(fields[KEPT])] += 1
-        if call in self.scores:
-            self.scores[call].add(float(fields[BEST]))
+    def add(self, row: PredictionRow) -> None:
+        self.calls[row.call] += 1
+        self.kept_frames[row.kept_frames] += 1
+        if row.call in self.scores:
+            self.scores[row.call].add(row.best_virus_score)
         else:
-            self.skipped_by_reason[fields[REASON]] += 1
+            self.skipped_by_reason[row.skip_reason] += 1
 
     def flush(self) -> None:
         for histogram in self.scores.values():
@@ -124,14 +120,14 @@ class Longest:
     def __init__(self, n: int):
         self.n, self._heap = n, []
 
-    def offer(self, ordinal: int, first_frame: int, sample: str, fields: list[str]) -> None:
-        if fields[CALL] not in CALLS:
+    def offer(self, ordinal: int, first_frame: int, sample: str, row: PredictionRow) -> None:
+        if row.call not in CALLS:
             return
-        key = (int(fields[LENGTH]), -ordinal)
+        key = (row.length, -ordinal)
         if len(self._heap) < self.n:
-            heapq.heappush(self._heap, (key, _row(ordinal, first_frame, sample, fields)))
+            heapq.heappush(self._heap, (key, _row(ordinal, first_frame, sample, row)))
         elif key > self._heap[0][0]:
-            heapq.heapreplace(self._heap, (key, _row(ordinal, first_frame, sample, fields)))
+            heapq.heapreplace(self._heap, (key, _row(ordinal, first_frame, sample, row)))
 
     def rows(self, path: Path) -> list[SequenceRow]:
         return [row for _, row in sorted(self._heap, reverse=True)]
@@ -147,10 +143,10 @@ class Named:
         self.ids = list(dict.fromkeys(ids))
         self._wanted, self._found = set(self.ids), {}
 
-    def offer(self, ordinal: int, first_frame: int, sample: str, fields: list[str]) -> None:
-        name = qualified(sample, fields[ID])
+    def offer(self, ordinal: int, first_frame: int, sample: str, row: PredictionRow) -> None:
+        name = qualified(sample, row.sequence_id)
         if name in self._wanted and name not in self._found:
-            self._found[name] = _row(ordinal, first_frame, sample, fields)
+            self._found[name] = _row(ordinal, first_frame, sample, row)
 
     def rows(self, path: Path) -> list[SequenceRow]:
         missing = [i for i in self.ids if i not in self._found]
@@ -172,14 +168,16 @@ def scan_predictions(path: Path, selector: Longest | Named, tally: Tally | None 
     sequences (numbered from `start`), and the number of rows."""
     tally, first_frame, rows = tally or Tally(), 0, 0
     with open(path, encoding="utf-8") as handle:
-        if handle.readline().rstrip("\n").split("\t") != list(PREDICTIONS_HEADER):
-            raise IntegrityError(f"{path}: not a predictions.tsv header; rerun `virnuc-hpc "
-                                 "reduce` on this run")
+        try:
+            reader = PredictionRow.reader(handle.readline(), str(path))
+        except ValueError as exc:
+            raise IntegrityError(f"{exc}: not a predictions.tsv; rerun `virnuc-hpc reduce` on "
+                                 "this run") from None
         for rows, line in enumerate(handle, 1):
-            fields = line.rstrip("\n").split("\t")
-            tally.add(fields)
-            selector.offer(start + rows - 1, first_frame, sample, fields)
-            first_frame += int(fields[KEPT])
+            row = reader.parse(line, rows + 1)
+            tally.add(row)
+            selector.offer(start + rows - 1, first_frame, sample, row)
+            first_frame += row.kept_frames
     tally.flush()
     return tally, rows
 
@@ -213,15 +211,18 @@ def chunk_scores(path: Path, rows: list[SequenceRow], chunk_size: int,
 def _sequence_chunks(path: Path, row: SequenceRow, lines: list[str],
                      chunk_size: int) -> list[ChunkScore]:
     spans, maxima = chunk_spans(row.length, chunk_size), {}
-    keys = [frame_key(line.split("\t", 1)[0], row.id) for line in lines]
-    if len(lines) != row.kept_frames or any(k is None or k[0] > len(spans) for k in keys):
+    try:
+        frames = [FrameRow.parse(line) for line in lines]
+    except ValueError:
+        frames = []
+    keys = [frame_key(frame.frame_id, row.id) for frame in frames]
+    if len(frames) != row.kept_frames or any(k is None or k[0] > len(spans) for k in keys):
         raise IntegrityError(f"{path}: lines {row.first_frame + 2}.. are not the frames of "
                              f"{row.id!r} that predictions.tsv lists; rerun `virnuc-hpc "
                              "reduce` on this run")
-    for key, line in zip(keys, lines):
-        _, _, score1, score2 = line.rstrip("\n").split("\t")
+    for key, frame in zip(keys, frames):
         best = maxima.setdefault(key[0], [0.0, 0.0])
-        best[0], best[1] = max(best[0], float(score1)), max(best[1], float(score2))
+        best[0], best[1] = max(best[0], frame.score1), max(best[1], frame.score2)
     return [ChunkScore(*spans[n - 1], max(m1, m2), is_virus(m1, m2))
             for n, (m1, m2) in sorted(maxima.items())]
 
