@@ -150,7 +150,8 @@ def frames_per_s(frames, shapes, threads: int, repeats: int = 3) -> float:
     import torch
 
     from virnuc_hpc.models import LoadedModels, resolve_profile
-    from virnuc_hpc.task.run import FramePipeline, TaskOptions
+    from virnuc_hpc.task.frames import FramePipeline
+    from virnuc_hpc.task.run import TaskOptions
 
     torch.set_num_threads(threads)
     with LoadedModels(resolve_profile("tiny", 500)) as models:

@@ -84,7 +84,7 @@ class StandIn:
 def parts_clock():
     """The parts' span: the first `features` call to the last `write_part` return."""
     from virnuc_hpc.parts import PartWriter
-    from virnuc_hpc.task.run import FramePipeline
+    from virnuc_hpc.task.frames import FramePipeline
 
     features, write_part, span = FramePipeline.features, PartWriter.write_part, {}
 

@@ -402,7 +402,7 @@ class Suite:
     def score_invariance(self, rng) -> dict:
         import numpy as np
 
-        from virnuc_hpc.task.run import fixed_scores
+        from virnuc_hpc.task.frames import fixed_scores
 
         classifier = random_classifier(self.torch, self.device, 768 + 2560)
         features = rng.normal(size=(1000, 768 + 2560)).astype(np.float32)
@@ -414,7 +414,7 @@ class Suite:
     def fidelity(self) -> dict:
         import numpy as np
 
-        from virnuc_hpc.task.run import fixed_scores
+        from virnuc_hpc.task.frames import fixed_scores
 
         frames = self.frames()
         self.load_encoder_models(["fp32", "bf16", "fp16"])

@@ -14,8 +14,8 @@ from tests.helpers_run import part_digests, plan
 from virnuc_hpc.task.prefetch import Ahead, Behind
 from virnuc_hpc.core.rundir import RunDir
 from virnuc_hpc.parts import read_done
-from virnuc_hpc.task.run import (FramePipeline, StopRequested, TaskIOError, run_task,
-                             task_options)
+from virnuc_hpc.task.frames import FramePipeline
+from virnuc_hpc.task.run import StopRequested, TaskIOError, run_task, task_options
 
 PART_ROWS = 8  # examples/reads.fa: 6 parts
 

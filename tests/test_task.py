@@ -63,7 +63,8 @@ def test_a_frames_features_and_scores_do_not_depend_on_its_part(tiny_cache):
 
     from virnuc_hpc.models import LoadedModels, resolve_profile
     from virnuc_hpc.sequences import Frame
-    from virnuc_hpc.task.run import FramePipeline, TaskOptions
+    from virnuc_hpc.task.frames import FramePipeline
+    from virnuc_hpc.task.run import TaskOptions
 
     rng = np.random.default_rng(2)
     lengths = [1, 2, 4, 7, 9, *rng.integers(10, 100, 30).tolist()]

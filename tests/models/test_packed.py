@@ -101,7 +101,8 @@ def test_rows_do_not_depend_on_the_budget_the_thread_count_or_the_order(models, 
 
 
 def test_the_classifiers_scores_do_not_depend_on_how_many_rows_share_the_call(models):
-    from virnuc_hpc.task.run import FramePipeline, TaskOptions
+    from virnuc_hpc.task.frames import FramePipeline
+    from virnuc_hpc.task.run import TaskOptions
 
     pipeline = FramePipeline(models["fp32"], TaskOptions())
     width = sum(pipeline.widths.values())

@@ -1,5 +1,5 @@
 """One array task (`run-task RUN --index I`): its shard through translate, both encoders and
-the classifier, written in atomic checksummed parts; idempotent and resumable.
+the classifier (frames.py), written in atomic checksummed parts; idempotent and resumable.
 
 Order of work: verified DONE -> nothing to do. Otherwise the models are pre-warmed and loaded
 once; the shard's records are streamed from the input and prepared (cheap, so a resumed task
@@ -22,9 +22,8 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from itertools import islice
-from typing import Callable, Iterator
+from typing import Iterator
 
-import numpy as np
 import torch
 from filelock import FileLock, Timeout
 
@@ -33,10 +32,10 @@ from ..plan.devices import supports
 from ..core.errors import ConfigError, IntegrityError, UserError
 from ..core.faults import fault_point
 from ..core.fsio import make_dirs
-from ..models.encoders import MIN_BATCH_TOKENS, DnabertEncoder, EsmEncoder
 from ..models import LoadedModels, resolve_profile
-from ..models.packed import Shapes, one_thread
+from ..models.packed import Shapes
 from .prefetch import Ahead, Behind
+from .frames import FramePipeline, TokenizedPart
 from .progress import Progress
 from ..core.rundir import RunDir, contained
 from ..core.config import RunConfig
@@ -47,7 +46,6 @@ from ..parts import (AccountingWriter, PartWriter, mark_failed, read_done, read_
 log = logging.getLogger(__name__)
 
 PREFETCH_ENV = "VIRNUC_HPC_PREFETCH"
-SCORE_ROWS = 256  # the classifier's fixed batch (rows of features per call)
 
 
 @dataclass(frozen=True)
@@ -252,7 +250,7 @@ def _compute(run: RunDir, plan, index: int, options: TaskOptions) -> TaskResult:
     return TaskResult(index, "done", writer.rows_done, accounting.sequences)
 
 
-def _write_parts(run: RunDir, plan, index: int, options: TaskOptions, pipeline: "FramePipeline",
+def _write_parts(run: RunDir, plan, index: int, options: TaskOptions, pipeline: FramePipeline,
                  writer: PartWriter, accounting: AccountingWriter,
                  stop: threading.Event) -> None:
     """Embed, classify and publish every part after the resume point. The encoders run part
@@ -322,7 +320,7 @@ def _parts(frames: Iterator[Frame], start: int, size: int) -> Iterator[list[Fram
         yield part
 
 
-def _tokenized(parts: Iterator[list[Frame]], pipeline: "FramePipeline",
+def _tokenized(parts: Iterator[list[Frame]], pipeline: FramePipeline,
                first: int) -> Iterator["TokenizedPart"]:
     """Each part tokenized for both encoders: the CPU work done ahead of them (in the
     producer thread), numbered from part `first` for the `prefetch.part` fault point."""
@@ -330,83 +328,3 @@ def _tokenized(parts: Iterator[list[Frame]], pipeline: "FramePipeline",
         tokenized = pipeline.tokenize(part)
         fault_point("prefetch.part", k)
         yield tokenized
-
-
-@dataclass(frozen=True)
-class TokenizedPart:
-    """A part's frame IDs and both encoders' token ids: everything before the encoders."""
-
-    ids: list[str]
-    nucleotide: list[np.ndarray]
-    protein: list[np.ndarray]
-
-
-class FramePipeline:
-    """Frames -> (DNABERT-S features, ESM-2 features, classifier scores)."""
-
-    def __init__(self, models: LoadedModels, options: TaskOptions,
-                 on_rows: Callable[[int], None] | None = None):
-        self.on_rows = on_rows  # told after each ESM-2 batch (the bulk of the work)
-        common = dict(device=options.device, precision=options.precision,
-                      tokens_per_batch=options.tokens_per_batch, shapes=options.shapes)
-        self.shapes = options.shapes
-        tokenizer, dnabert = models.dnabert
-        esm, alphabet = models.esm
-        self.dnabert = DnabertEncoder(dnabert, tokenizer, **common)
-        self.esm = EsmEncoder(esm, alphabet, **common, compile_layers=options.compile)
-        self.dnabert.dedup = self.esm.dedup = options.dedup
-        self.classifier, self.device = models.classifier, options.device
-        self.widths = {"dnabert": self.dnabert.dim, "esm": self.esm.dim}
-
-    @property
-    def embedded(self) -> dict[str, int]:
-        """Rows each encoder computed in this process (identical frames count once)."""
-        return {"dnabert": self.dnabert.rows_embedded, "esm": self.esm.rows_embedded}
-
-    def __call__(self, part: list[Frame]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """One part in one thread: what a task splits between its producer and its encoders."""
-        return self.features(self.tokenize(part))
-
-    def tokenize(self, part: list[Frame]) -> TokenizedPart:
-        """CPU only, and never touches the models: safe in another thread while `features`
-        runs the encoders on an earlier part."""
-        return TokenizedPart([f.id for f in part],
-                             self.dnabert.tokenize([f.nucleotide for f in part]),
-                             self.esm.tokenize([f.protein for f in part]))
-
-    def features(self, part: TokenizedPart) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(DNABERT-S features, ESM-2 features, classifier scores): the encoders' work, exactly
-        `Encoder.embed`'s (it is `embed_tokens(tokenize(...))`)."""
-        nucleotide = self.dnabert.embed_tokens(part.nucleotide, part.ids)
-        protein = self.esm.embed_tokens(part.protein, part.ids, self.on_rows)
-        return nucleotide, protein, self.scores(np.concatenate([nucleotide, protein], axis=1))
-
-    def scores(self, features: np.ndarray) -> np.ndarray:
-        """Softmax of the classifier. With fixed shapes, in chunks of exactly SCORE_ROWS rows
-        (the last one padded), so that a frame's scores never depend on how many frames share
-        its part; otherwise padded to `MIN_BATCH_TOKENS` rows."""
-        if self.shapes is not None:
-            return self.fixed_scores(features)
-        padded = np.zeros((max(len(features), MIN_BATCH_TOKENS), features.shape[1]), np.float32)
-        padded[:len(features)] = features
-        with torch.inference_mode():
-            logits = self.classifier(torch.from_numpy(padded).to(self.device))
-            return torch.softmax(logits.float(), dim=1).cpu().numpy()[:len(features)]
-
-
-    def fixed_scores(self, features: np.ndarray) -> np.ndarray:
-        return fixed_scores(self.classifier, features, self.device)
-
-
-def fixed_scores(classifier: torch.nn.Module, features: np.ndarray,
-                 device: str = "cpu") -> np.ndarray:
-    """Softmax of `classifier` over `features` [n, width] in calls of exactly SCORE_ROWS rows
-    (the last one padded with zero rows), on one CPU thread: a row's scores never depend on
-    how many rows share the call."""
-    rows = -(-max(len(features), 1) // SCORE_ROWS) * SCORE_ROWS
-    padded = np.zeros((rows, features.shape[1]), np.float32)
-    padded[:len(features)] = features
-    chunks = torch.from_numpy(padded).to(device).split(SCORE_ROWS)
-    with torch.inference_mode(), one_thread(torch.device(device)):
-        scores = [torch.softmax(classifier(c).float(), dim=1) for c in chunks]
-    return torch.cat(scores).cpu().numpy()[:len(features)]
