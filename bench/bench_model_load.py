@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 ESM_NAME, ESM_FILE = "esm2-3b", "esm2_t36_3B_UR50D.pt"
-DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 # -- the checkpoints --------------------------------------------------------------------------
@@ -140,7 +140,9 @@ def _cpu() -> float:
 def child(mode: str, model: str, root: Path, device: str, precision: str) -> dict:
     import torch
 
-    dtype, clock = getattr(torch, DTYPES[precision]), Clock()
+    from virnuc_hpc.models.precision import dtype_of
+
+    dtype, clock = dtype_of(precision), Clock()
     folder = root / (ESM_NAME if model == "esm" else "dnabert-s")
     if mode == "before":
         before(clock, model, folder, device, dtype)
@@ -239,7 +241,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", type=Path, default=Path("/var/tmp/virnuc-bench-load"))
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--precision", choices=tuple(DTYPES), default="bf16")
+    parser.add_argument("--precision", choices=PRECISIONS, default="bf16")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-before", action="store_true")
     parser.add_argument("--only", choices=("esm", "dnabert"), help="measure one model only")

@@ -5,7 +5,8 @@ import pytest
 from tests.helpers import REPO, run_cli
 from virnuc_hpc.models.encoders import EsmEncoder
 from virnuc_hpc.core.errors import ConfigError
-from virnuc_hpc.core.config import RunConfig, load_config
+from virnuc_hpc.core.config import RunConfig
+from virnuc_hpc.plan.settle import load_config
 
 
 def test_defaults_are_left_out_of_the_fingerprinted_dict():
@@ -98,7 +99,7 @@ def test_features_are_recorded_in_the_plan_and_reach_the_tasks(tmp_path, golden,
     result = run_cli("plan", str(golden / "generated" / "input.fa"), "--run-dir", str(run_dir),
                      "--models", "tiny", "--shards", "2", "--features", "fp16")
     assert result.returncode == 0, result.stderr
-    assert load_plan(run_dir).config == {"features": "fp16"}
+    assert load_plan(run_dir).config.as_dict() == {"features": "fp16"}
     assert task_options(run_dir, "cpu").features == "fp16"
 
 

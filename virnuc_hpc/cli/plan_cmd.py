@@ -88,7 +88,7 @@ def study_from(args):
 
 def settled_config(args, target, recorded=None):
     """(RunConfig, Settled): flags over the config file; `auto` settled for `target`."""
-    from ..core.config import settle_config
+    from ..plan.settle import settle_config
 
     return settle_config(args.config, target, recorded, precision=args.precision,
                          tokens_per_batch=args.tokens_per_batch, compile=args.compile,
@@ -129,10 +129,8 @@ def same_run(args, study, run_dir) -> bool:
     """Whether RUN's plan is of these inputs, models and options (the files are hashed,
     not read again); `--precision auto` accepts the precision the plan settled."""
     from ..plan import load_plan, study_fingerprint
-    from ..core.config import RunConfig
-
     plan = load_plan(run_dir)
-    config, _ = settled_config(args, None, recorded=RunConfig.from_dict(plan.config))
+    config, _ = settled_config(args, None, recorded=plan.config)
     return study_fingerprint(study, **_options(args, config)) == plan.fingerprint
 
 

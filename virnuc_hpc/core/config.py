@@ -1,5 +1,7 @@
-"""Run options that change how features are computed: validated once, early, and recorded in
-the plan (so every task of a run computes the same way, and the fingerprint covers them)."""
+"""The run's options (`RunConfig`): what changes how features are computed, validated once,
+early, and recorded in plan.json, where every stage reads them back as this type (so every
+task of a run computes the same way, and the fingerprint covers them). They are settled for
+where the tasks run at plan (plan/settle.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from .errors import ConfigError
-from .shapes import CPU_SHAPES, GPU_SHAPES, WIDTH_STEP, Shapes
+from .shapes import CPU_SHAPES, WIDTH_STEP, Shapes
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 PRECISION_CHOICES = ("auto", *PRECISIONS)  # auto: settled at plan for where the tasks run
@@ -50,10 +52,7 @@ class RunConfig:
                 "batch")
 
     def __post_init__(self):
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision {self.precision!r} is not one of "
-                              f"{', '.join(PRECISIONS)} (--precision or `precision:` in the "
-                              "config)")
+        check_precision(self.precision)
         for name in ("tokens_per_batch", "part_rows", "chunk_tokens", "group_tokens"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
@@ -100,44 +99,8 @@ def check_features(features) -> None:
                           "scores only")
 
 
-def load_config(path: str | Path | None = None, target=None, **overrides) -> RunConfig:
-    """Options from a YAML file, with non-None keyword overrides (the CLI's flags) winning;
-    `precision: auto` (or none given) settles for `target` (devices.Target; None: a CPU)."""
-    return settle_config(path, target, **overrides)[0]
-
-
-def settle_config(path: str | Path | None = None, target=None,
-                  recorded: "RunConfig | None" = None, **overrides):
-    """(RunConfig, devices.Settled): the options, and the precision with why it was chosen.
-    What was not given is settled for `target` (devices.Target; None: a CPU): the precision
-    and the fixed shapes; `recorded` (a planned run's options) keeps what that run settled."""
-    from ..plan.devices import Settled, Target, settle_precision
-
-    data = _read(path)
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    requested = data.pop("precision", None)
-    if requested not in (None, *PRECISION_CHOICES):
-        raise ConfigError(f"precision {requested!r} is not one of {', '.join(PRECISION_CHOICES)}"
-                          " (--precision or `precision:` in the config)")
-    target = target or Target("this machine")
-    if requested in (None, "auto") and recorded is not None:
-        settled = Settled(recorded.precision, "as planned")
-    else:
-        settled = settle_precision(requested, target)
-    shapes = settle_shapes(target, recorded)
-    for name in ("chunk_tokens", "group_tokens"):
-        data.setdefault(name, getattr(shapes, name))
-    return RunConfig.from_dict({**data, "precision": settled.precision}), settled
-
-
-def settle_shapes(target, recorded: "RunConfig | None" = None) -> Shapes:
-    """The fixed shapes for where the tasks run (GPU or CPU), or those a planned run kept."""
-    if recorded is not None:
-        return Shapes(recorded.chunk_tokens, recorded.group_tokens)
-    return GPU_SHAPES if target.uses_gpus else CPU_SHAPES
-
-
-def _read(path: str | Path | None) -> dict:
+def read_options(path: str | Path | None) -> dict:
+    """The options of a YAML config file (`--config`), as a mapping; {} without one."""
     if not path:
         return {}
     try:
@@ -147,3 +110,10 @@ def _read(path: str | Path | None) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of option: value")
     return dict(data)
+
+
+def check_precision(precision: str) -> None:
+    """The one check of a precision's name (the torch dtypes: models/precision.py)."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)} "
+                          "(--precision or `precision:` in the config)")

@@ -38,11 +38,12 @@ from ..core.fsio import atomic_write
 from .esm_fast import FastEsm2
 from .packed import Group, Packed, one_thread, pack
 from ..core.shapes import CPU_SHAPES, GPU_SHAPES, Shapes
-from ..core.config import check_compile
+from ..core.config import check_compile, check_precision
+from .precision import DTYPES
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS = DTYPES  # name -> torch dtype (models/precision.py)
 DEVICES = ("cpu", "cuda")
 DEFAULT_TOKENS_PER_BATCH = {"cpu": 4096, "cuda": 32768}  # bench's; a task's GPU budget is sized
 AUTO_BUDGET = (4096, 65536)  # floor, ceiling of a budget sized from free GPU memory
@@ -181,8 +182,7 @@ def unique_rows(tokens: Sequence[np.ndarray]) -> tuple[list[int], np.ndarray]:
 def check_device(device: str, precision: str) -> None:
     if device not in DEVICES:
         raise ConfigError(f"device {device!r} is not one of {', '.join(DEVICES)}")
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    check_precision(precision)
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' requested but no CUDA GPU is visible; "
                           "use --device cpu or run on a GPU node")

@@ -12,10 +12,10 @@ from .cache import ModelCache, model_fingerprint
 from .classifier import MLPClassifier, load_classifier
 from .dnabert import load_dnabert
 from .esm import load_esm
+from .precision import dtype_of
 from .registry import ModelSpec, Profile
 
 LOADERS = {"dnabert": load_dnabert, "esm": load_esm, "classifier": load_classifier}
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 Key = tuple[str, str, str, str, str]  # kind, path, fingerprint, device, precision
 
 # Key -> loaded object; shared by every LoadedModels in the process
@@ -39,7 +39,7 @@ def _load(kind: str, path: str, device: str, precision: str) -> object:
     scores always come from fp32 features)."""
     if kind == "classifier":
         return LOADERS[kind](path, device=device)
-    return LOADERS[kind](path, device=device, dtype=DTYPES[precision])
+    return LOADERS[kind](path, device=device, dtype=dtype_of(precision))
 
 
 def _drop(key: Key) -> bool:

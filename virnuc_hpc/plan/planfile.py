@@ -10,6 +10,7 @@ from typing import Mapping
 import numpy as np
 
 from .. import __version__
+from ..core.config import RunConfig
 from ..core.errors import IntegrityError, UserError
 from ..core.fsio import sha256_bytes
 from ..core.rundir import RunDir, index_name
@@ -70,7 +71,7 @@ class Plan:
     sheet: str | None
     chunk_size: int
     profile: str
-    config: dict
+    config: RunConfig              # the run's options, settled (plan.json keeps the non-defaults)
     models: dict
     package_version: str
     sequences: int
@@ -92,14 +93,7 @@ class Plan:
 
     @property
     def precision(self) -> str:
-        return self.config.get("precision", "fp32")
-
-    @property
-    def run_config(self):
-        """The run's options (runconfig.RunConfig) as planned."""
-        from ..core.config import RunConfig
-
-        return RunConfig.from_dict(self.config)
+        return self.config.precision
 
     @property
     def per_sample(self) -> bool:
@@ -120,13 +114,17 @@ class Plan:
         return sum(s.gpu_hours_est for s in self.shards)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=1, sort_keys=True) + "\n"
+        data = asdict(self)
+        data["config"] = self.config.as_dict()
+        return json.dumps(data, indent=1, sort_keys=True) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> Plan:
+        """The plan of plan.json: its options parsed here, once, as the run's RunConfig."""
         data = json.loads(text)
         data["samples"] = [SamplePlan(**s) for s in data["samples"]]
         data["shards"] = [ShardPlan(**s) for s in data["shards"]]
+        data["config"] = RunConfig.from_dict(data["config"])
         return cls(**data)
 
     def table(self, max_rows: int = 40) -> str:
@@ -143,14 +141,14 @@ class Plan:
                             self.duplicates_line(),
                             f"precision: {self.precision}"
                             + (f" ({self.precision_note})" if self.precision_note else ""),
-                            f"batches: {self.run_config.describe_batching()}",
+                            f"batches: {self.config.describe_batching()}",
                             f"GPU hours: {self.estimate_note}",
                             *([f"sizing: {self.sizing_note}"] if self.sizing_note else [])])
         return f"{self.samples_table(max_rows)}\n\n{shards}" if self.per_sample else shards
 
     def duplicates_line(self) -> str:
         """The run's duplicate reads: computed once, by the first equal sequence."""
-        if not self.config.get("dedup", True):
+        if not self.config.dedup:
             return "duplicates: not looked for (--no-dedup)"
         n = self.duplicate_count
         share = n / self.sequences if self.sequences else 0.0

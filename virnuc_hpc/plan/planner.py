@@ -21,6 +21,7 @@ from typing import IO, Iterator, Mapping
 import numpy as np
 
 from .. import __version__
+from ..core.config import RunConfig
 from .devices import Target
 from ..core.errors import ConfigError, UserError
 from ..core.fsio import atomic_write, make_dirs, sha256_bytes, sha256_file
@@ -60,15 +61,20 @@ def _inputs_key(study: Study, digests: list[str]) -> str | list[dict]:
 
 
 def study_fingerprint(inputs: str | os.PathLike | Study, chunk_size: int = 500,
-                      profile: str = "tiny", config: Mapping | None = None,
+                      profile: str = "tiny", config: RunConfig | Mapping | None = None,
                       model_identities: Mapping | None = None) -> str:
     """The fingerprint `plan_input` would record, from the files' sha256 alone (no parsing):
     whether a run dir holds a plan of these inputs and options."""
     study = _study(inputs)
     with ThreadPoolExecutor(4) as pool:
         digests = list(pool.map(sha256_file, [s.path for s in study.samples]))
-    return fingerprint(_inputs_key(study, digests), chunk_size, profile, dict(config or {}),
-                       dict(model_identities or {}))
+    return fingerprint(_inputs_key(study, digests), chunk_size, profile,
+                       run_config(config).as_dict(), dict(model_identities or {}))
+
+
+def run_config(config: RunConfig | Mapping | None) -> RunConfig:
+    """The run's options as their type (a mapping of non-default options is parsed)."""
+    return config if isinstance(config, RunConfig) else RunConfig.from_dict(dict(config or {}))
 
 
 def _study(inputs: str | os.PathLike | Study) -> Study:
@@ -77,7 +83,8 @@ def _study(inputs: str | os.PathLike | Study) -> Study:
 
 def plan_input(inputs: str | os.PathLike | Study, run_dir: str | os.PathLike,
                shards: int | None = None, sequences_per_shard: int | None = None,
-               chunk_size: int = 500, profile: str = "tiny", config: Mapping | None = None,
+               chunk_size: int = 500, profile: str = "tiny",
+               config: RunConfig | Mapping | None = None,
                model_identities: Mapping | None = None, dry_run: bool = False,
                target: Target = CPU, precision_note: str = "") -> Plan:
     """Read the inputs (a file, or a `Study`) once and plan the run in `run_dir` for `target`
@@ -89,7 +96,7 @@ def plan_input(inputs: str | os.PathLike | Study, run_dir: str | os.PathLike,
         _prepare_run_dir(run)
     try:
         plan = _plan(study, run, Sizing(target, shards, sequences_per_shard), chunk_size,
-                     profile, dict(config or {}), dict(model_identities or {}), dry_run)
+                     profile, run_config(config), dict(model_identities or {}), dry_run)
         plan.precision_note = precision_note
         if not dry_run:
             atomic_write(run.plan, plan.to_json())
@@ -108,11 +115,11 @@ def _provenance(sample: SamplePlan) -> dict:
 
 
 def _plan(study: Study, run: RunDir, sizing: Sizing, chunk_size: int, profile: str,
-          config: dict, models: dict, dry_run: bool) -> Plan:
-    rate = esm_rate(config.get("precision", "fp32")).residues_per_s
+          config: RunConfig, models: dict, dry_run: bool) -> Plan:
+    rate = esm_rate(config.precision).residues_per_s
     with _outputs(run, dry_run) as out:
         tally, digests = scan(study, chunk_size, out)
-        dups = _duplicates(run, out, tally, config.get("dedup", True))
+        dups = _duplicates(run, out, tally, config.dedup)
         work = _work(out.rows, tally, dups)
         count = shard_count(tally.totals[0], Work.of(*work.totals, chunk_size, rate), sizing)
         slices = route(out.rows, tally.totals[0], work.totals[0], count, _starts(tally),
@@ -123,7 +130,7 @@ def _plan(study: Study, run: RunDir, sizing: Sizing, chunk_size: int, profile: s
     for shard, fed in zip(plan.shards, feeds(dups, slices, _starts(tally))):
         shard.feeds = fed
     plan.sizing_note = describe(sizing)
-    plan.batching = plan.run_config.batching()
+    plan.batching = plan.config.batching()
     if not dry_run:
         plan.seqfile = _write_index(run, frames)
         plan.duplicates = _dup_record(run, dups)
@@ -214,7 +221,7 @@ def _write_index(run: RunDir, frames: np.ndarray) -> dict:
 def _make_plan(study: Study, digests: list[str], options: tuple, tally: Tally,
                slices: list[Slice], work: _Work) -> Plan:
     chunk_size, profile, config, models = options
-    rate = esm_rate(config.get("precision", "fp32"))
+    rate = esm_rate(config.precision)
 
     def cost(chunks: int, bases: int) -> tuple[int, float]:
         estimate = Work.of(chunks, bases, chunk_size, rate.residues_per_s)
@@ -229,7 +236,8 @@ def _make_plan(study: Study, digests: list[str], options: tuple, tally: Tally,
               for i, p in enumerate(slices)]
     note = ESTIMATE_NOTE.format(rate=rate.describe(), frames=FRAMES_PER_CHUNK[chunk_size],
                                 chunk=chunk_size)
-    return Plan(fingerprint(_inputs_key(study, digests), chunk_size, profile, config, models),
+    return Plan(fingerprint(_inputs_key(study, digests), chunk_size, profile, config.as_dict(),
+                            models),
                 samples, str(study.sheet) if study.sheet else None, chunk_size, profile,
                 config, models, __version__, sum(s.sequences for s in samples),
                 sum(s.chunks for s in samples), sum(s.bases for s in samples),

@@ -61,7 +61,6 @@ from .outputs import HIGHEST_HEADER, LABELS, ChunkTable, chunk_id, \
 from ..plan import Manifest, Plan, SamplePlan, load_manifest, load_plan
 from ..plan.duplicates import Duplicates
 from ..core.rundir import ResultFiles, RunDir, contained, index_name, write_provenance
-from ..core.config import RunConfig
 from .scores import Histogram
 from ..sequences.prepare import SKIP_REASONS
 from ..parts import (FEATURE_DTYPES, AccountRow, iter_accounting, mark_rejected, part_layout,
@@ -137,7 +136,7 @@ PartScores = list[tuple[list[str], np.ndarray]]
 
 def planned_features(plan: Plan) -> str:
     """What the plan asked the parts to keep of the features (fp32, fp16, none)."""
-    return RunConfig.from_dict(plan.config).features
+    return plan.config.features
 
 
 class _Verifier:
@@ -669,10 +668,10 @@ def reused(totals: dict) -> dict:
 
 
 def _summary(plan: Plan, totals: dict, accounts: list[dict]) -> dict:
-    summary = {**totals, "reused": reused(totals), "dedup": plan.config.get("dedup", True),
+    summary = {**totals, "reused": reused(totals), "dedup": plan.config.dedup,
                "shards": len(plan.shards), "fingerprint": plan.fingerprint,
                "chunk_size": plan.chunk_size, "profile": plan.profile,
-               "precision": plan.precision, "batching": plan.run_config.batching(),
+               "precision": plan.precision, "batching": plan.config.batching(),
                "features": planned_features(plan),
                "call_rule": CALL_RULE, "time": time.time()}
     if plan.per_sample:

@@ -95,7 +95,7 @@ class TaskResult:
 
 def task_options(run_dir, device: str = "auto") -> TaskOptions:
     """This run's options, from its plan; `auto` takes the GPU this process was given."""
-    config = RunConfig.from_dict(planning.load_plan(run_dir).config)
+    config = planning.load_plan(run_dir).config
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     heartbeat = float(os.environ.get("VIRNUC_HPC_HEARTBEAT_S", TaskOptions.heartbeat_s))

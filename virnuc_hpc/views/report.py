@@ -43,7 +43,6 @@ from ..reduce.outputs import PREDICTION_HEADER, is_virus
 from ..plan import Plan, load_plan
 from ..reduce.schema import SAMPLES_HEADER, FrameRow, PredictionRow, format_score
 from ..core.rundir import ResultFiles, RunDir
-from ..core.config import RunConfig
 from ..reduce.scores import SCORE_EDGES, Histogram
 from ..sequences.prepare import SKIP_REASONS, chunk_spans
 from ..parts import frame_key, read_done
@@ -632,10 +631,10 @@ def _cache_cells(m: ModelRow) -> tuple[str, str, Html | str, str]:
 
 def options_section(r: RunReport, images: dict) -> str:
     p = r.plan
-    config = asdict(RunConfig.from_dict(p.config))
+    config = asdict(p.config)
     precision = p.precision + (f" ({p.precision_note})" if p.precision_note else "")
     rows = [*_input_rows(p), ("chunk size", p.chunk_size), ("model profile", p.profile),
-            ("precision", precision), ("batches", p.run_config.describe_batching()),
+            ("precision", precision), ("batches", p.config.describe_batching()),
             *((f"option {k}", "default" if v is None else v) for k, v in config.items()
               if k != "precision"),
             ("shards", len(p.shards)), ("imbalance (max/mean chunks)", f"{p.imbalance:.4f}"),

@@ -192,7 +192,7 @@ def run_status(run_dir: str | os.PathLike, now: float | None = None,
     and `"samples": [...]` (`sample_progress`) with `by_sample`."""
     shards, plan = task_states(run_dir, now, stale_after, deep), load_plan(run_dir)
     report = {"shards": shards, "totals": totals(shards), "precision": plan.precision,
-              "invariant": plan.run_config.invariant, "duplicates": plan.duplicate_count}
+              "invariant": plan.config.invariant, "duplicates": plan.duplicate_count}
     if by_sample:
         report["samples"] = sample_progress(plan, shards)
     return report
