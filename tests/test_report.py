@@ -17,7 +17,7 @@ from tests.helpers import REPO
 from tests.helpers_browser import open_page
 from tests.helpers_run import planned_run, predictions
 from virnuc_hpc.cli import main
-from virnuc_hpc.cli.reduce_cmd import reduce_and_report
+from virnuc_hpc.pipeline.results import reduce_and_report
 from virnuc_hpc.core.errors import ConfigError, IntegrityError, UserError
 from virnuc_hpc.plan import load_manifest, plan_input
 from virnuc_hpc.reduce.merge import reduce_run

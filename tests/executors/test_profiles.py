@@ -37,7 +37,7 @@ def test_unknown_keys_are_refused_with_the_valid_ones(tmp_path):
         load_profile(str(path))
     message = str(info.value)
     assert "gpu_per_task" in message and "valid keys:" in message and "gpus_per_task" in message
-    with pytest.raises(ConfigError, match="executor 'pbs' is not one of slurm, local"):
+    with pytest.raises(ConfigError, match="executor 'pbs' is not one of local, slurm"):
         profile_from_dict({"executor": "pbs"})
     with pytest.raises(ConfigError, match="valid profiles: .*apptainer.*local.*slurm"):
         load_profile("nonesuch")

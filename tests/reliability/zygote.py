@@ -20,6 +20,7 @@ from pathlib import Path
 PRELOAD = ["torch", "virnuc_hpc.cli", "virnuc_hpc.task.run", "virnuc_hpc.task.frames",
            "virnuc_hpc.reduce.merge", "virnuc_hpc.models.loaded", "virnuc_hpc.cli.run_task_cmd",
            "virnuc_hpc.cli.reduce_cmd", "virnuc_hpc.cli.status_cmd", "virnuc_hpc.views.report",
+           "virnuc_hpc.pipeline.results",
            "virnuc_hpc.views.figures", "tests.reliability.zygote"]
 _context = None
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from .plan_cmd import (add_input_arguments, add_plan_options, local_target, plan_from_args,
-                       same_run, study_from)
-from .reduce_cmd import add_report_option, reduce_and_report
-from .run_cmd import add_progress_options, progress_options
+from .options import (add_input_arguments, add_plan_options, add_progress_options,
+                      add_report_option, plan_request, progress_options)
 
 
 def add_parser(sub) -> None:
@@ -22,23 +20,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..core.rundir import RunDir, driving
-    from ..pipeline.run import run_local
+    from ..pipeline.predict import predict
 
-    study = study_from(args)
-    with driving(RunDir(args.out), "predict"):
-        _plan_or_resume(args, study)
-        run_local(args.out, parallel=args.parallel, **progress_options(args))
-        return reduce_and_report(args.out, report=args.report)
-
-
-def _plan_or_resume(args, study) -> None:
-    """Plan OUT, or resume it when it is a run of the same inputs, models and options."""
-    from ..core.errors import UserError
-    from ..core.rundir import RunDir
-
-    if not RunDir(args.out).plan.exists():
-        plan_from_args(args, study, args.out, local_target(args, args.parallel))
-    elif not same_run(args, study, args.out):
-        raise UserError(f"{args.out} holds a run of other inputs, models or options; "
-                        "give a new -o/--out (or the same arguments to resume it)")
+    return predict(plan_request(args), args.out, parallel=args.parallel,
+                   report=args.report, **progress_options(args))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .run_cmd import add_progress_options, parse_indices, progress_options
+from .options import add_progress_options, parse_indices, progress_options
 
 
 def add_parser(sub) -> None:
@@ -17,14 +17,10 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..plan import load_plan
-    from ..core.rundir import RunDir, driver_lock
     from ..pipeline.run import resubmit
 
-    load_plan(args.run_dir)
-    with driver_lock(RunDir(args.run_dir), "resubmit"):
-        indices = resubmit(args.run_dir, parse_indices(args.indices), parallel=args.parallel,
-                           **progress_options(args))
+    indices = resubmit(args.run_dir, parse_indices(args.indices), parallel=args.parallel,
+                       **progress_options(args))
     print("nothing to resubmit: every shard is done, queued or running" if not indices else
           f"resubmitted shard(s) {','.join(map(str, indices))}")
     return 0

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
-import time
-from contextlib import contextmanager
 
 
 def add_parser(sub) -> None:
@@ -31,38 +27,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..core.errors import ConfigError
-    from ..views.status import format_table, run_status, watch
+    from ..views.status import show
 
-    if args.watch is None:
-        report = run_status(args.run_dir, deep=args.verify, by_sample=args.by_sample)
-        print(json.dumps(report, indent=1) if args.json else format_table(report))
-        return 0
-    if args.watch <= 0:
-        raise ConfigError(f"--watch must be a positive number of seconds, got {args.watch}")
-    with _display(args) as show:
-        final = watch(args.run_dir, args.watch, show, deep=args.verify,
-                      by_sample=args.by_sample)
-    return 0 if all(s["state"] == "done" for s in final["shards"]) else 1
-
-
-@contextmanager
-def _display(args):
-    """JSON lines with --json; on a terminal one table redrawn in place; elsewhere a
-    timestamped table each time."""
-    from ..views.status import format_table
-
-    def text(report: dict) -> str:
-        return (f"{args.run_dir} at {time.strftime('%H:%M:%S')}, every {args.watch:g} s "
-                f"(Ctrl-C stops watching; the run goes on)\n{format_table(report)}")
-
-    if args.json:
-        yield lambda report: print(json.dumps(report), flush=True)
-    elif not sys.stdout.isatty():
-        yield lambda report: print(text(report) + "\n", flush=True)
-    else:
-        from rich.live import Live
-        from rich.text import Text
-
-        with Live(auto_refresh=False) as live:
-            yield lambda report: live.update(Text(text(report)), refresh=True)
+    return show(args.run_dir, as_json=args.json, by_sample=args.by_sample, deep=args.verify,
+                every=args.watch)

@@ -1,6 +1,6 @@
-"""Where array tasks run: this machine (`LocalExecutor`) or SLURM (`SlurmExecutor`).
-
-Both run argv commands, one per shard index, and record what they launched in RUN/submit.json:
+"""Where array tasks run: a backend per scheduler (registry.py: this machine, SLURM, or one a
+user registers), each behind base.Backend; its executor runs argv commands, one per shard
+index, and records what it launched in RUN/submit.json:
 
     profile = load_profile("slurm", partition="gpu")
     executor = make_executor(profile)
@@ -15,13 +15,15 @@ from pathlib import Path
 
 from ..core.errors import UserError
 from .profiles import Profile, load_profile, profile_from_dict
-from .base import (COMPLETED, FAILED, PENDING, RUNNING, UNKNOWN, Executor, Outcome, Submission,
-                   TaskArgv, TasksFailed, TaskState, default_reduce_argv, default_task_argv,
-                   latest_jobs, read_record, submissions)
+from .base import (COMPLETED, FAILED, PENDING, RUNNING, UNKNOWN, Backend, Executor, Monitor,
+                   Outcome, Submission, TaskArgv, TasksFailed, TaskState, default_reduce_argv,
+                   default_task_argv, latest_jobs, read_record, submissions)
 from .local import LocalExecutor, detect_gpus
+from .registry import backend, backend_of_run, names, register
 
 __all__ = [
-    "COMPLETED", "FAILED", "PENDING", "RUNNING", "UNKNOWN", "Executor", "LocalExecutor",
+    "COMPLETED", "FAILED", "PENDING", "RUNNING", "UNKNOWN", "Backend", "Executor",
+    "LocalExecutor", "Monitor", "backend", "backend_of_run", "names", "register",
     "Outcome", "Submission", "TaskArgv", "TaskState", "TasksFailed", "default_reduce_argv",
     "default_task_argv", "detect_gpus", "executor_for_run", "latest_jobs", "make_executor",
     "read_record", "recorded_profile", "reduce_argv_for", "submissions", "task_argv_for",
@@ -29,11 +31,8 @@ __all__ = [
 
 
 def make_executor(profile: Profile, **kwargs) -> Executor:
-    """The executor a profile names (kwargs: LocalExecutor/SlurmExecutor options)."""
-    if profile.executor == "local":
-        return LocalExecutor(parallel=profile.parallel, gpus=profile.gpus, **kwargs)
-    from .slurm.executor import SlurmExecutor   # submitit is imported only when SLURM is used
-    return SlurmExecutor(profile, **kwargs)
+    """The executor of the backend a profile names (kwargs: that executor's options)."""
+    return backend(profile.executor).executor(profile, **kwargs)
 
 
 def task_argv_for(profile: Profile, run_dir: str | Path) -> TaskArgv:

@@ -1,4 +1,12 @@
-"""What every executor shares: the Executor protocol, submission records and task states.
+"""What every executor shares: the `Backend` interface, the Executor protocol, submission
+records and task states.
+
+A backend is one scheduler (this machine, SLURM, ... : registry.py). It says where its tasks
+run (`target`), checks a request before anything is written (`check`), builds the executor
+that launches tasks (`executor`), tells which shards are queued or running (`busy`), adds the
+scheduler's word to `status` (`view`), requeues shards (`resubmit`) and describes what it
+would send or sent (`dry_run`, `describe`). Nothing outside executors/ names a scheduler: the
+pipeline and the views ask the backend of a profile, or of a run (its submit.json).
 
 Executors run argv commands, one per shard index (`virnuc-hpc run-task RUN --index I`), and
 optionally a reduce command once every task has ended (whatever its outcome: reduce verifies
@@ -14,7 +22,7 @@ import sys
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 from filelock import FileLock
 
@@ -115,6 +123,14 @@ class TasksFailed(UserError):
         super().__init__("\n".join(lines))
 
 
+class Monitor(Protocol):
+    """Told, while `wait` waits, which indices run on which GPU and how ended ones exited."""
+
+    def update(self, running: Mapping[int, str], ended: Mapping[int, int]) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class Executor(Protocol):
     name: str
 
@@ -124,6 +140,68 @@ class Executor(Protocol):
     def wait(self, submission: Submission, timeout: float | None = None) -> Outcome: ...
 
     def query(self, submission: Submission) -> Outcome: ...
+
+
+class Fit(Protocol):
+    """A request check's outcome (`ok`, `warning` or `refused`) and its one line."""
+
+    outcome: str
+    line: str
+
+    def require(self) -> None: ...
+
+
+class Backend:
+    """One scheduler, as submit, status and resubmit use it. Subclasses set `name` and
+    `profile_keys` and override what their scheduler does; the defaults are those of a
+    scheduler that runs the tasks in the foreground and keeps no queue."""
+
+    name: str = ""
+    profile_keys: tuple[str, ...] = ()   # the profile keys it reads (besides image, cache)
+    foreground: bool = False   # submit waits for the tasks, showing them (this machine)
+    time_limited: bool = False  # tasks have a time limit (the profile's `time`)
+
+    def executor(self, profile, **options) -> Executor:
+        """What launches this profile's tasks."""
+        raise NotImplementedError
+
+    def target(self, profile, task_minutes: float | None = None):
+        """Where this profile's tasks run (plan.devices.Target): its GPUs settle the
+        precision and the shards' size."""
+        raise NotImplementedError
+
+    def check(self, profile) -> Fit | None:
+        """The request checked against the scheduler before anything is written (None: no
+        check to make)."""
+        return None
+
+    def busy(self, run_dir: str | Path) -> set[int]:
+        """Shard indices queued or running now (never submitted twice)."""
+        return set()
+
+    def view(self, run_dir: str | Path, shards: list[dict]) -> list[dict]:
+        """`status`'s shard records with the scheduler's word added (job, state, reason)."""
+        return shards
+
+    def resubmit(self, run_dir: str | Path, indices: list[int]) -> list[int]:
+        """Queue `indices` again with the profile the run was submitted with; the indices
+        queued (a foreground backend's shards are rerun by the pipeline instead)."""
+        raise NotImplementedError
+
+    def latest(self, run_dir: str | Path) -> Submission | None:
+        """The run's latest submission that may still be running (for `submit --wait`)."""
+        return None
+
+    def dry_run(self, executor: Executor, run_dir: str | Path, indices: list[int],
+                task_argv: TaskArgv, reduce_argv: list[str]) -> str:
+        """What `submit` would send, as text; sends nothing."""
+        lines = [f"# {self.name} executor: {len(indices)} task(s)"]
+        lines += [shlex.join(task_argv(i)) for i in indices] + [shlex.join(reduce_argv)]
+        return "\n".join(lines) + "\n"
+
+    def describe(self, submission: Submission, run_dir: str | Path) -> str:
+        """What was submitted, for the user."""
+        return f"{len(submission.jobs)} shard(s) submitted to {self.name}"
 
 
 def default_task_argv(run_dir: str | Path) -> TaskArgv:

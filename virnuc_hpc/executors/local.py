@@ -17,25 +17,18 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import IO, Mapping, Protocol, Sequence
+from typing import IO, Sequence
 
 from ..core.fsio import make_dirs
-from .base import (COMPLETED, FAILED, PENDING, RUNNING, Outcome, Submission, TaskArgv,
-                   TaskState, append_record)
+from ..plan.devices import local_target
+from .base import (COMPLETED, FAILED, PENDING, RUNNING, Backend, Monitor, Outcome, Submission,
+                   TaskArgv, TaskState, append_record)
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_ENV = "VIRNUC_HPC_HEARTBEAT_S"
 LOCAL_HEARTBEAT_S = 1.0
 REFRESH_S = 0.5
-
-
-class Monitor(Protocol):
-    """Told, while `wait` waits, which indices run on which GPU and how ended ones exited."""
-
-    def update(self, running: Mapping[int, str], ended: Mapping[int, int]) -> None: ...
-
-    def close(self) -> None: ...
 
 
 def detect_gpus() -> list[str]:
@@ -286,3 +279,30 @@ class _interrupts:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
         return False
+
+
+class LocalBackend(Backend):
+    """This machine: tasks as local processes, K at a time, one GPU each, in the foreground."""
+
+    name = "local"
+    profile_keys = ("parallel", "gpus")
+    foreground = True
+
+    def executor(self, profile, **options) -> LocalExecutor:
+        return LocalExecutor(parallel=profile.parallel, gpus=profile.gpus, **options)
+
+    def target(self, profile, task_minutes: float | None = None):
+        return local_target(profile.parallel, task_minutes)
+
+    def dry_run(self, executor: LocalExecutor, run_dir, indices: list[int], task_argv: TaskArgv,
+                reduce_argv: list[str]) -> str:
+        lines = [f"# local executor: {executor.parallel} at a time, GPUs "
+                 f"{executor.gpus or 'none'}"]
+        lines += [shlex.join(task_argv(i)) for i in indices] + [shlex.join(reduce_argv)]
+        return "\n".join(lines) + "\n"
+
+    def describe(self, submission: Submission, run_dir) -> str:
+        return f"{len(submission.jobs)} shard(s) ran locally; reduce log: {submission.reduce_log}"
+
+
+BACKEND = LocalBackend()

@@ -1,7 +1,8 @@
 """Submit profiles: `jobs/<name>.yaml` (slurm, apptainer, local) validated once, CLI overrides win.
 
-A profile says where array tasks run (`executor: slurm|local`), what each asks the scheduler
-for, and optionally a container (`image`, `cache`) that wraps every task command:
+A profile says where array tasks run (`executor:`, a backend's name: registry.py), what each
+asks the scheduler for (the keys its backend reads), and optionally a container (`image`,
+`cache`) that wraps every task command:
 `apptainer exec --nv -B CACHE:/models:ro -B RUN IMAGE virnuc-hpc run-task RUN --index I`.
 The container command itself comes from $VIRNUC_CONTAINER_CMD (default `apptainer`).
 """
@@ -18,14 +19,9 @@ from pathlib import Path
 import yaml
 
 from ..core.errors import ConfigError
+from .registry import backend, names
 
-EXECUTORS = ("slurm", "local")
-SLURM_KEYS = ("partition", "account", "qos", "time", "gpus_per_task", "cpus_per_task", "mem",
-              "array_parallelism", "signal_delay_s", "max_requeues")
 CONTAINER_KEYS = ("image", "cache")
-LOCAL_KEYS = ("parallel", "gpus")
-VALID_KEYS = {"slurm": ("executor", *SLURM_KEYS, *CONTAINER_KEYS),
-              "local": ("executor", *LOCAL_KEYS, *CONTAINER_KEYS)}
 INT_KEYS = ("gpus_per_task", "cpus_per_task", "array_parallelism", "signal_delay_s",
             "max_requeues", "parallel")
 CONTAINER_MODELS = "/models"
@@ -60,11 +56,12 @@ class Profile:
     def with_overrides(self, **overrides) -> "Profile":
         """CLI values win; None means "not given"."""
         given = {k: v for k, v in overrides.items() if v is not None}
-        unknown = sorted(set(given) - set(VALID_KEYS[self.executor]))
+        valid = valid_keys(self.executor)
+        unknown = sorted(set(given) - set(valid))
         if unknown:
             raise ConfigError(f"option(s) {', '.join(unknown)} do not apply to the {self.name} "
                               f"profile (executor {self.executor}); valid: "
-                              f"{', '.join(VALID_KEYS[self.executor][1:])}")
+                              f"{', '.join(valid[1:])}")
         return _validated(replace(self, **_parse_values(given, self.source or "command line")))
 
     def wrap(self, run_dir: str | Path, inner: list[str]) -> list[str]:
@@ -120,15 +117,21 @@ def load_profile(name: str, **overrides) -> Profile:
     return profile_from_dict(data, name=path.stem, source=str(path)).with_overrides(**overrides)
 
 
+def valid_keys(executor: str) -> tuple[str, ...]:
+    """The keys a profile of `executor` may set: its backend's, and the container's."""
+    return ("executor", *backend(executor).profile_keys, *CONTAINER_KEYS)
+
+
 def profile_from_dict(data: dict, name: str = "custom", source: str = "") -> Profile:
     executor = data.get("executor", "slurm")
-    if executor not in EXECUTORS:
+    if executor not in names():
         raise ConfigError(f"{source or name}: executor {executor!r} is not one of "
-                          f"{', '.join(EXECUTORS)}")
-    unknown = sorted(set(data) - set(VALID_KEYS[executor]))
+                          f"{', '.join(names())}")
+    valid = valid_keys(executor)
+    unknown = sorted(set(data) - set(valid))
     if unknown:
         raise ConfigError(f"{source or name}: unknown key(s) {', '.join(unknown)} for executor "
-                          f"{executor}; valid keys: {', '.join(VALID_KEYS[executor])}")
+                          f"{executor}; valid keys: {', '.join(valid)}")
     values = _parse_values({k: v for k, v in data.items() if v is not None}, source or name)
     return _validated(Profile(name=name, source=source, **values))
 

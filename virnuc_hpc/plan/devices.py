@@ -2,9 +2,10 @@
 
 `plan` (and `predict`, `submit`) settle two things from a `Target`: the precision of a run
 whose precision was not given (`--precision auto`, the default), and how shards are sized
-(plan.sizing). A target is this machine (`plan`, `predict`, a local profile) or a SLURM
-partition (`submit`, `plan --profile slurm`). GPUs are seen without importing torch:
-`nvidia-smi` on this machine, the Gres types of the partition's nodes on SLURM.
+(plan.sizing). A target is this machine (`plan`, `predict`, a local profile) or what a
+scheduler's backend says of its nodes (`submit`, `plan --profile P`: executors/). GPUs are
+seen without importing torch: `nvidia-smi` on this machine; on SLURM, the Gres types of the
+partition's nodes (`partition_gpus`).
 
 The precision rule, one precision per run:
 - no GPU: fp32, the reference path (the original tool's numbers within 1e-5);
@@ -144,7 +145,7 @@ def local_target(parallel: int | None = None, task_minutes: float | None = None)
                   task_minutes)
 
 
-# -- a SLURM partition --------------------------------------------------------------------------
+# -- a scheduler's nodes (its backend asks them: executors/) -----------------------------------
 
 def gres_types(gres: str) -> list[tuple[str | None, int]]:
     """(type, count) per GPU entry of a node's Gres: `gpu:a100:4(S:0-1),gpu:2` ->
@@ -162,21 +163,3 @@ def partition_gpus(gres_of_nodes: list[str]) -> tuple[Gpu, ...]:
     kinds = {kind for gres in gres_of_nodes for kind, count in gres_types(gres) if count}
     return tuple(Gpu(kind or "gpu", capability_of(kind) if kind else None)
                  for kind in sorted(kinds, key=str))
-
-
-def slurm_target(profile, task_minutes: float | None = None) -> Target:
-    """A SLURM profile's partition: its GPU types (asked of scontrol; unknown when it cannot
-    be asked), the profile's time limit and array parallelism."""
-    from ..executors.slurm.check import partition_gres
-
-    where = f"partition {profile.partition or '(default)'}"
-    gpus = partition_gpus(partition_gres(profile.partition)) if profile.gpus_per_task else ()
-    return Target(where, gpus, bool(profile.gpus_per_task), profile.time,
-                  profile.array_parallelism, task_minutes)
-
-
-def target_for(profile, task_minutes: float | None = None) -> Target:
-    """The target of a submit profile (slurm or local)."""
-    if profile.executor == "slurm":
-        return slurm_target(profile, task_minutes)
-    return local_target(profile.parallel, task_minutes)

@@ -15,14 +15,17 @@ shards are, failed or corrupt when one is, running when one runs, else pending).
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import sys
 import time
 from collections import Counter
+from contextlib import contextmanager
 from typing import Callable, Iterable
 
-from ..core.errors import IntegrityError
-from ..executors.base import read_record
+from ..core.errors import ConfigError, IntegrityError
+from ..executors import backend_of_run
 from ..plan import Plan, load_manifest, load_plan
 from ..core.rundir import RunDir, TaskDir
 from ..parts import read_done, read_failed, read_heartbeat, read_rejection, verify_task
@@ -122,12 +125,7 @@ def task_states(run_dir: str | os.PathLike, now: float | None = None,
     plan = load_plan(run_dir)
     now = time.time() if now is None else now
     shards = [shard_state(run_dir, s.index, plan, now, stale_after, deep) for s in plan.shards]
-    if (read_record(run_dir) or {}).get("executor") != "slurm":
-        return shards
-    # submitit: only for SLURM runs
-    from ..executors.slurm.executor import merge_view, scheduler_view
-
-    return merge_view(shards, scheduler_view(run_dir))  # SLURM's word on ended jobs, if any
+    return backend_of_run(run_dir).view(run_dir, shards)  # the scheduler's word, if it has one
 
 
 def _fraction(shard: dict) -> float:
@@ -275,3 +273,38 @@ def watch(run_dir: str | os.PathLike, every: float, show: Callable[[dict], None]
         if finished(status):
             return status
         sleep(every)
+
+
+def show(run_dir: str | os.PathLike, as_json: bool = False, by_sample: bool = False,
+         deep: bool = False, every: float | None = None) -> int:
+    """`status`: the table (or JSON) once; with `every`, redrawn every so many seconds until
+    the run ends (0 when every shard is done, else 1)."""
+    if every is None:
+        report = run_status(run_dir, deep=deep, by_sample=by_sample)
+        print(json.dumps(report, indent=1) if as_json else format_table(report))
+        return 0
+    if every <= 0:
+        raise ConfigError(f"--watch must be a positive number of seconds, got {every}")
+    with _display(run_dir, every, as_json) as display:
+        final = watch(run_dir, every, display, deep=deep, by_sample=by_sample)
+    return 0 if all(s["state"] == "done" for s in final["shards"]) else 1
+
+
+@contextmanager
+def _display(run_dir, every: float, as_json: bool):
+    """JSON lines with --json; on a terminal one table redrawn in place; elsewhere a
+    timestamped table each time."""
+    def text(report: dict) -> str:
+        return (f"{run_dir} at {time.strftime('%H:%M:%S')}, every {every:g} s "
+                f"(Ctrl-C stops watching; the run goes on)\n{format_table(report)}")
+
+    if as_json:
+        yield lambda report: print(json.dumps(report), flush=True)
+    elif not sys.stdout.isatty():
+        yield lambda report: print(text(report) + "\n", flush=True)
+    else:
+        from rich.live import Live
+        from rich.text import Text
+
+        with Live(auto_refresh=False) as live:
+            yield lambda report: live.update(Text(text(report)), refresh=True)
