@@ -150,12 +150,15 @@ def frames_per_s(frames, shapes, threads: int, repeats: int = 3) -> float:
     import torch
 
     from virnuc_hpc.models import LoadedModels, resolve_profile
+    from virnuc_hpc.core.config import RunConfig
     from virnuc_hpc.task.frames import FramePipeline
     from virnuc_hpc.task.run import TaskOptions
 
     torch.set_num_threads(threads)
     with LoadedModels(resolve_profile("tiny", 500)) as models:
-        pipeline = FramePipeline(models, TaskOptions(shapes=shapes))
+        config = RunConfig(invariant=shapes is not None,
+                           **({} if shapes is None else shapes.__dict__))
+        pipeline = FramePipeline(models, TaskOptions(config))
         parts = [frames[i:i + 2048] for i in range(0, len(frames), 2048)]
         pipeline(parts[0][:64])   # warm-up
         best = float("inf")

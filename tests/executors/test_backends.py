@@ -104,7 +104,7 @@ class FakeQueue(Backend):
 
     def drain(self, fail: set[int] = frozenset()) -> None:
         """Run every queued task (`fail`: these indices' jobs are lost instead)."""
-        for job, (run, index, argv, state) in self.jobs.items():
+        for job, (_, index, argv, state) in self.jobs.items():
             if state != PENDING:
                 continue
             if index in fail:

@@ -11,7 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.executors.test_slurm import RESULT_FILES, WAIT_S, cli, wait_for, wait_latest
+from tests.executors.slurm.test_executor import RESULT_FILES, WAIT_S, cli, wait_for, wait_latest
 from tests.helpers import run_cli
 from tests.reliability import tally
 from virnuc_hpc.executors import read_record, submissions

@@ -7,7 +7,7 @@ exactly SCORE_ROWS rows (`fixed_scores`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import numpy as np
 import torch
@@ -16,9 +16,7 @@ from ..models import LoadedModels
 from ..models.encoders import MIN_BATCH_TOKENS, DnabertEncoder, EsmEncoder
 from ..models.packed import one_thread
 from ..sequences import Frame
-
-if TYPE_CHECKING:
-    from .run import TaskOptions
+from .options import TaskOptions
 
 SCORE_ROWS = 256  # the classifier's fixed batch (rows of features per call)
 
@@ -35,7 +33,7 @@ class TokenizedPart:
 class FramePipeline:
     """Frames -> (DNABERT-S features, ESM-2 features, classifier scores)."""
 
-    def __init__(self, models: LoadedModels, options: "TaskOptions",
+    def __init__(self, models: LoadedModels, options: TaskOptions,
                  on_rows: Callable[[int], None] | None = None):
         self.on_rows = on_rows  # told after each ESM-2 batch (the bulk of the work)
         common = dict(device=options.device, precision=options.precision,

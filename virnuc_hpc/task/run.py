@@ -29,38 +29,22 @@ from filelock import FileLock, Timeout
 
 from .. import plan as planning
 from ..plan.devices import supports
-from ..core.errors import ConfigError, IntegrityError, UserError
+from ..core.errors import IntegrityError, UserError
 from ..core.faults import fault_point
 from ..core.fsio import make_dirs
 from ..models import LoadedModels, resolve_profile
-from ..models.packed import Shapes
 from .prefetch import Ahead, Behind
 from .frames import FramePipeline, TokenizedPart
+from .options import TaskOptions, task_options
+
+__all__ = ["TaskOptions", "task_options"]
 from .progress import Progress
 from ..core.rundir import RunDir, contained
-from ..core.config import RunConfig
 from ..sequences import Frame, Prepared, prepare
 from ..parts import (AccountingWriter, PartWriter, mark_failed, read_done, read_rejection,
                     verify_task)
 
 log = logging.getLogger(__name__)
-
-PREFETCH_ENV = "VIRNUC_HPC_PREFETCH"
-
-
-@dataclass(frozen=True)
-class TaskOptions:
-    device: str = "cpu"
-    precision: str = "fp32"
-    tokens_per_batch: int | None = None
-    part_rows: int = RunConfig.part_rows
-    heartbeat_s: float = 5.0
-    compile: bool = False
-    prefetch: int = 1  # parts queued ahead of (and behind) the encoders; 0: one thread
-    features: str = RunConfig.features  # what the parts keep of the features (runconfig)
-    dedup: bool = RunConfig.dedup       # identical frames of a part share one forward
-    shapes: Shapes | None = RunConfig().shapes  # fixed-shape batches (None: length-sorted)
-
 
 class StopRequested(UserError):
     """SIGTERM or SIGUSR2 (SLURM's time-limit warning): the current part was finished and
@@ -93,31 +77,10 @@ class TaskResult:
     sequences: int
 
 
-def task_options(run_dir, device: str = "auto") -> TaskOptions:
-    """This run's options, from its plan; `auto` takes the GPU this process was given."""
-    config = planning.load_plan(run_dir).config
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    heartbeat = float(os.environ.get("VIRNUC_HPC_HEARTBEAT_S", TaskOptions.heartbeat_s))
-    return TaskOptions(device, config.precision, config.tokens_per_batch, config.part_rows,
-                       heartbeat, config.compile, prefetch_depth(), config.features,
-                       config.dedup, config.shapes)
-
-
-def prefetch_depth() -> int:
-    """`VIRNUC_HPC_PREFETCH`: parts queued ahead of and behind the encoders (default 1);
-    0 runs every step in the main thread, the sequential reference (the same bytes)."""
-    value = os.environ.get(PREFETCH_ENV, "").strip() or str(TaskOptions.prefetch)
-    if not value.isdigit():
-        raise ConfigError(f"{PREFETCH_ENV}={value!r}: expected a number of parts >= 0 "
-                          "(0: no overlap)")
-    return int(value)
-
-
-def run_task(run_dir, index: int, options: TaskOptions = TaskOptions()) -> TaskResult:
+def run_task(run_dir, index: int, options: TaskOptions | None = None) -> TaskResult:
     run = RunDir(run_dir)
     try:
-        return _run_task(run, index, options)
+        return _run_task(run, index, options or TaskOptions())
     except OSError as exc:
         raise TaskIOError(run, index, exc) from exc
 

@@ -30,7 +30,7 @@ def test_bad_options_name_the_valid_choices_or_the_fix(options, message):
 
 
 def test_compile_needs_the_fused_path_in_the_encoder_too():
-    from tests.test_esm_fast import ALPHABET, small_esm2
+    from tests.models.test_esm_fast import ALPHABET, small_esm2
 
     with pytest.raises(ConfigError, match="bf16/fp16"):
         EsmEncoder(small_esm2(), ALPHABET, "cpu", "fp32", compile_layers=True)

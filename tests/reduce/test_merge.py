@@ -19,8 +19,8 @@ try:
     from test_plan import write_fasta
     from test_store import PRINTS, WIDTHS, fake_sequence, write_fake_task
 except ImportError:  # tests/ imported as a package
-    from tests.test_plan import write_fasta
-    from tests.test_store import PRINTS, WIDTHS, fake_sequence, write_fake_task
+    from tests.plan.test_planner import write_fasta
+    from tests.parts.test_parts import PRINTS, WIDTHS, fake_sequence, write_fake_task
 
 LENGTHS = [0, 150, 499, 500, 501, 1200, 3000, 60, 10_001, 800] * 6
 

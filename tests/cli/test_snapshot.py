@@ -20,7 +20,7 @@ import pytest
 
 from tests.helpers import REPO, run_cli
 
-SNAPSHOTS = Path(__file__).parent / "snapshots"
+SNAPSHOTS = Path(__file__).parents[1] / "snapshots"
 UPDATE = os.environ.get("VIRNUC_UPDATE_SNAPSHOTS") == "1"
 COMMANDS = ["translate", "plan", "run-task", "run", "reduce", "status", "resubmit", "predict",
             "embed", "bench", "models", "submit", "report"]

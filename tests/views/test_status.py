@@ -15,7 +15,7 @@ from virnuc_hpc.parts import mark_failed, write_heartbeat
 try:
     from test_reduce import planned, run_task
 except ImportError:  # tests/ imported as a package
-    from tests.test_reduce import planned, run_task
+    from tests.reduce.test_merge import planned, run_task
 
 
 @pytest.fixture
@@ -172,7 +172,7 @@ def test_watch_redraws_one_table_in_a_terminal(run_dir, tmp_path):
     import sys
 
     from tests.helpers import REPO
-    from tests.test_live import Tmux
+    from tests.views.test_live import Tmux
 
     if shutil.which("tmux") is None:
         pytest.skip("tmux not installed (apt-get install tmux)")
@@ -205,7 +205,7 @@ def test_progress_by_sample_follows_the_shards_holding_it(tmp_path):
     try:
         from test_reduce import planned_study
     except ImportError:
-        from tests.test_reduce import planned_study
+        from tests.reduce.test_merge import planned_study
     run_dir, plan = planned_study(tmp_path, shards=5)
     run = RunDir(run_dir)
     for index in (1, 2, 3, 4):

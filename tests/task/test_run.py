@@ -270,12 +270,12 @@ def test_accounting_rows_match_translate(golden_run, golden, tmp_path):
 def test_predict_command_and_rerun(tiny_cache, tmp_path):
     out = tmp_path / "out"
     result = run_cli("predict", "examples/reads.fa", "-o", out, "--models", "tiny",
-                     cwd=os.path.dirname(os.path.dirname(__file__)))
+                     cwd=REPO)
     assert result.returncode == 0, result.stderr
     assert "NOT biologically meaningful" in result.stdout
     assert RunDir(out).predictions.exists()
     again = run_cli("predict", "examples/reads.fa", "-o", out, "--models", "tiny",
-                    "--chunk-size", "300", cwd=os.path.dirname(os.path.dirname(__file__)))
+                    "--chunk-size", "300", cwd=REPO)
     assert again.returncode == 2 and "new -o" in again.stderr
     shutil.rmtree(out)
 
@@ -390,6 +390,8 @@ def test_a_gpu_that_cannot_run_the_planned_precision_is_refused_before_any_model
     naming the device and the fix, and FAILED says why."""
     import torch
 
+    from virnuc_hpc.core.config import RunConfig
+
     from virnuc_hpc.task import run as task_module
     from virnuc_hpc.task.run import DeviceError, TaskOptions, run_task
 
@@ -399,13 +401,14 @@ def test_a_gpu_that_cannot_run_the_planned_precision_is_refused_before_any_model
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Tesla V100-SXM2-32GB")
     monkeypatch.setattr(task_module, "LoadedModels", lambda *a, **k: pytest.fail("loaded"))
     with pytest.raises(DeviceError) as caught:
-        run_task(run_dir, 0, TaskOptions(device="cuda", precision="bf16"))
+        run_task(run_dir, 0, TaskOptions(RunConfig(precision="bf16"), device="cuda"))
     message = str(caught.value)
     assert "\n" not in message and "Tesla V100-SXM2-32GB (compute capability 7.0)" in message
     assert "bf16" in message and "--precision fp16" in message
     assert "DeviceError" in RunDir(run_dir).task(0).failed.read_text()
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (9, 0))
-    task_module.check_device(TaskOptions(device="cuda", precision="bf16"), 0)  # an H100 runs it
+    h100 = TaskOptions(RunConfig(precision="bf16"), device="cuda")
+    task_module.check_device(h100, 0)  # an H100 runs it
 
 
 def test_a_temp_file_left_after_done_is_swept_by_the_next_run(small_run):

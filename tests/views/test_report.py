@@ -28,7 +28,7 @@ from virnuc_hpc.parts import PartWriter, write_accounting
 try:
     from test_store import WIDTHS, write_fake_task
 except ImportError:  # tests/ imported as a package
-    from tests.test_store import WIDTHS, write_fake_task
+    from tests.parts.test_parts import WIDTHS, write_fake_task
 
 ODD_ID = 'odd<b>&"id\''
 

@@ -24,8 +24,8 @@ try:
     from test_report import fake_run
     from test_store import write_fake_task
 except ImportError:  # tests/ imported as a package
-    from tests.test_report import fake_run
-    from tests.test_store import write_fake_task
+    from tests.views.test_report import fake_run
+    from tests.parts.test_parts import write_fake_task
 
 PARTS = ("general_stats", "calls", "best_virus_score")
 
