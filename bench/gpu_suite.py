@@ -27,7 +27,7 @@ Steps (docs/gpu-suite.md says what each one measures, and how to bring the wheel
                frames, and the GPU's busy share (NVML or nvidia-smi, sampled every 0.2 s)
 
 The measured ESM-2 3B rate at bf16 on fixed shapes is recorded (`--record`, the default on a
-GPU) where `plan` finds it (throughput.py), so that later plans estimate and size shards with
+GPU) where `plan` finds it (plan/throughput.py), so that later plans estimate and size shards with
 it, labelled measured, with the GPU's name.
 
 `--device cpu --smoke` runs every step with tiny shapes (the test suite runs it, so that this

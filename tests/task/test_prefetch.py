@@ -1,4 +1,4 @@
-"""The overlap inside a task (virnuc_hpc/prefetch.py): bounded, joined on every way out, its
+"""The overlap inside a task (virnuc_hpc/task/prefetch.py): bounded, joined on every way out, its
 threads' errors raised in the task, and the bytes of a shard the same as without it."""
 
 from __future__ import annotations

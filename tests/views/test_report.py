@@ -40,7 +40,7 @@ def write_fasta(path: Path, records: list[tuple[str, str]]) -> Path:
 
 def fake_run(tmp_path: Path, records: list[tuple[str, str]], shards: int = 2,
              all_skipped: bool = False) -> Path:
-    """A reduced run without models: fake scores (tests/test_store.py), or no kept frame."""
+    """A reduced run without models: fake scores (tests/parts/test_parts.py), or no kept frame."""
     run_dir = tmp_path / "run"
     plan = plan_input(write_fasta(tmp_path / "in.fa", records), run_dir, shards=shards)
     for shard in plan.shards:

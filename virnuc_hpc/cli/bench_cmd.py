@@ -1,5 +1,5 @@
 """`virnuc-hpc bench`: encoder throughput on the real architectures with random weights
-(the library is virnuc_hpc/bench.py)."""
+(the library is virnuc_hpc/models/bench.py)."""
 
 from __future__ import annotations
 

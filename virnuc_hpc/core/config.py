@@ -28,7 +28,7 @@ class RunConfig:
     features: str = DEFAULT_FEATURES  # stored per kept frame: fp32, fp16 or none (scores only)
     dedup: bool = True  # identical reads run-wide, and identical frames in a part, once
     invariant: bool = True  # fixed-shape batches: a row's bits never depend on its batch
-    chunk_tokens: int = CPU_SHAPES.chunk_tokens  # the fixed shapes (models/shapes.py), settled
+    chunk_tokens: int = CPU_SHAPES.chunk_tokens  # the fixed shapes (shapes.py), settled
     group_tokens: int = CPU_SHAPES.group_tokens  # at plan for where the tasks run
 
     @property

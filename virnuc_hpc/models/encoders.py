@@ -479,7 +479,7 @@ class DnabertEncoder(Encoder):
 # ---- files: FASTA in, safetensors out ------------------------------------------------------
 
 def device_shapes(device: str) -> Shapes:
-    """The fixed shapes a run settles for `device` (models/shapes.py)."""
+    """The fixed shapes a run settles for `device` (core/shapes.py)."""
     return GPU_SHAPES if device == "cuda" else CPU_SHAPES
 
 

@@ -12,7 +12,7 @@ large sample may span many shards.
 Memory does not grow with the study: the one read of the inputs (sequences.blocks, dnaio)
 streams each sequence's row (length, chunks, bases, 128-bit digest, where its ID ends) to
 `shards/rows.bin`, its ID to `shards/ids.txt` and its bases to `shards/sequences.zst`, keeping
-per-sample totals only; duplicate IDs are found in an external, bucketed sort (dedup.py).
+per-sample totals only; duplicate IDs are found in an external, bucketed sort (external_sort.py).
 A second pass over `rows.bin` (not the inputs) cuts it into shards, each described by a
 manifest that names its slices of the run's files and their sha256. A task reads only its
 slices and the frames of the sequence file that hold its sequences, checking each against its

@@ -1,7 +1,7 @@
 """Identical reads, run-wide: found once at `plan`, embedded once, expanded at `reduce`.
 
 After the scan, the 128-bit digests of every planned sequence (`rows.bin`) go through the
-external, bucketed sort of dedup.py. A sequence whose bases equal an earlier one's, in any
+external, bucketed sort of external_sort.py. A sequence whose bases equal an earlier one's, in any
 sample, is a duplicate of the first (its representative).
 
 - `shards/duplicates.bin` holds (ordinal, representative) of every duplicate, sorted by
@@ -11,7 +11,7 @@ sample, is a duplicate of the first (its representative).
 
 A duplicate costs no GPU work: tasks skip it, shards are cut on the work that is left, and
 `reduce` gives it its representative's rows under its own ID, in its own sample and input
-position (reduce.py). Every results file reads as if it had been computed. The digest is
+position (reduce/merge.py). Every results file reads as if it had been computed. The digest is
 128 bits of xxh3: over 10^10 reads the chance of any collision is about 1e-19, so a match is
 not confirmed on the bases. `--no-dedup` (`dedup: false`) finds none.
 """
