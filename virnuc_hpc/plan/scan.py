@@ -1,8 +1,8 @@
 """The one read of the inputs, block by block (sequences.blocks): per sequence its length,
 chunks, bases, 128-bit digest and where its ID ends in the IDs file, appended to `rows.bin`;
 its ID to `ids.txt`; its bases to the run's sequence file (seqfile.py); its ID's hash to a
-scratch file, from which duplicate IDs are found in bounded memory (external_sort.py). Only per-sample
-totals stay in memory, so memory is a few blocks whatever the size of the study.
+scratch file, from which duplicate IDs are found in bounded memory (external_sort.py). Only
+per-sample totals stay in memory, so memory is a few blocks whatever the size of the study.
 """
 
 from __future__ import annotations
