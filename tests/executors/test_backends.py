@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import REPO
-from virnuc_hpc.executors import Backend, Outcome, Submission, TaskState, register
+from virnuc_hpc.executors import (Backend, Outcome, Submission, TaskState, register,
+                                  unregister)
 from virnuc_hpc.executors.base import COMPLETED, FAILED, PENDING, append_record
 from virnuc_hpc.executors.profiles import profile_from_dict
 from virnuc_hpc.core.rundir import RunDir
@@ -117,7 +118,8 @@ class FakeQueue(Backend):
 
 @pytest.fixture()
 def queue():
-    return register(FakeQueue())
+    yield register(FakeQueue())
+    unregister(FakeQueue.name)
 
 
 def results(run_dir: Path) -> dict[str, bytes]:

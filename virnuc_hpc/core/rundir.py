@@ -20,6 +20,11 @@
     RUN/provenance/<stage>.json                     who ran what, with which versions
     RUN/.virnuc-run                                 marks the folder as a run (claim_run_dir)
     RUN/.driver.lock, RUN/.driver.json              the command driving the run (driver_lock)
+    RUN/submit.json (and its lock)                  what was submitted, by which backend
+    RUN/logs/<backend>/task-00000.log, reduce.log   a backend's logs of the tasks it ran
+    RUN/<backend>/                                  a scheduler's own files (SLURM: submitit's,
+                                                    and scheduler.json, its cached states)
+    RUN/tasks/00000/.run-task.lock                  one process per shard at a time
 
 A run dir is only ever a folder that did not exist, was empty, or is already a run: nothing of
 a user's is overwritten or deleted (`claim_run_dir`). One command at a time drives a run
@@ -137,6 +142,11 @@ class TaskDir:
     @property
     def accounting(self) -> Path:
         return self.root / "accounting.tsv"
+
+    @property
+    def lock(self) -> Path:
+        """Held by the process running this shard (run-task)."""
+        return self.root / ".run-task.lock"
 
     @property
     def log(self) -> Path:
@@ -291,6 +301,23 @@ class RunDir:
 
     def provenance(self, stage: str) -> Path:
         return self.root / "provenance" / f"{stage}.json"
+
+    @property
+    def submit_record(self) -> Path:
+        """What was submitted for the run, by which backend (executors/base.py)."""
+        return self.root / "submit.json"
+
+    @property
+    def submit_lock(self) -> Path:
+        return self.root / ".submit.json.lock"
+
+    def backend_log(self, backend: str, name: str) -> Path:
+        """A backend's log of one of its tasks (`task-I.log`) or of reduce."""
+        return self.root / "logs" / backend / name
+
+    def backend_files(self, backend: str) -> Path:
+        """A scheduler's own folder (SLURM: submitit's job folders, the cached states)."""
+        return self.root / backend
 
     def relative(self, path: str | os.PathLike) -> str:
         """`path` relative to the run root, as stored in indexes (the run dir can move)."""

@@ -19,11 +19,11 @@ from .base import (COMPLETED, FAILED, PENDING, RUNNING, UNKNOWN, Backend, Execut
                    Outcome, Submission, TaskArgv, TasksFailed, TaskState, default_reduce_argv,
                    default_task_argv, latest_jobs, read_record, submissions)
 from .local import LocalExecutor, detect_gpus
-from .registry import backend, backend_of_run, names, register
+from .registry import backend, backend_of_run, names, register, unregister
 
 __all__ = [
     "COMPLETED", "FAILED", "PENDING", "RUNNING", "UNKNOWN", "Backend", "Executor",
-    "LocalExecutor", "Monitor", "backend", "backend_of_run", "names", "register",
+    "LocalExecutor", "Monitor", "backend", "backend_of_run", "names", "register", "unregister",
     "Outcome", "Submission", "TaskArgv", "TaskState", "TasksFailed", "default_reduce_argv",
     "default_task_argv", "detect_gpus", "executor_for_run", "latest_jobs", "make_executor",
     "read_record", "recorded_profile", "reduce_argv_for", "submissions", "task_argv_for",

@@ -28,9 +28,9 @@ from filelock import FileLock
 
 from ..core.errors import UserError
 from ..core.fsio import atomic_write, make_dirs
+from ..core.rundir import RunDir
 
 TaskArgv = Callable[[int], "list[str]"]
-RECORD = "submit.json"
 
 # Scheduler-level states, coarser than SLURM's. "completed" means the command exited 0; whether
 # the shard's outputs are valid is for `status`/`reduce` to decide from disk.
@@ -217,7 +217,7 @@ def default_reduce_argv(run_dir: str | Path) -> list[str]:
 
 def read_record(run_dir: str | Path) -> dict | None:
     """RUN/submit.json, or None when nothing was ever submitted for RUN."""
-    path = Path(run_dir) / RECORD
+    path = RunDir(run_dir).submit_record
     if not path.exists():
         return None
     return json.loads(path.read_text())
@@ -226,14 +226,14 @@ def read_record(run_dir: str | Path) -> dict | None:
 def append_record(run_dir: str | Path, submission: Submission, profile: dict | None) -> None:
     """Add `submission` to RUN/submit.json (rewritten atomically, under a lock)."""
     make_dirs(run_dir)
-    with FileLock(str(Path(run_dir) / f".{RECORD}.lock")):
+    with FileLock(str(RunDir(run_dir).submit_lock)):
         record = read_record(run_dir) or {"version": 1, "submissions": []}
         record["executor"] = submission.executor
         if profile is not None:
             record["profile"] = profile
         record["submissions"].append(submission.to_json())
         text = json.dumps(record, indent=1, sort_keys=True) + "\n"
-        atomic_write(Path(run_dir) / RECORD, text)
+        atomic_write(RunDir(run_dir).submit_record, text)
 
 
 def submissions(record: dict | None) -> list[Submission]:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Sequence
 
 from ..core.fsio import make_dirs
+from ..core.rundir import RunDir
 from ..plan.devices import local_target
 from .base import (COMPLETED, FAILED, PENDING, RUNNING, Backend, Monitor, Outcome, Submission,
                    TaskArgv, TaskState, append_record)
@@ -181,8 +182,9 @@ class LocalExecutor:
     def submit(self, run_dir: str | Path, indices: list[int], task_argv: TaskArgv,
                reduce_argv: list[str] | None = None) -> Submission:
         run_dir = Path(run_dir).resolve()
-        logs = {i: run_dir / "logs" / "local" / f"task-{i}.log" for i in indices}
-        reduce_log = run_dir / "logs" / "local" / "reduce.log"
+        run = RunDir(run_dir)
+        logs = {i: run.backend_log(self.name, f"task-{i}.log") for i in indices}
+        reduce_log = run.backend_log(self.name, "reduce.log")
         batch = _Batch(self, list(indices), task_argv, reduce_argv, logs, reduce_log)
         sub = Submission(self.name, str(run_dir), {i: f"local-{i}" for i in indices},
                          {i: str(p) for i, p in logs.items()},

@@ -26,6 +26,11 @@ def register(backend: Backend) -> Backend:
     return backend
 
 
+def unregister(name: str) -> None:
+    """Forget a backend registered with `register` (a built-in comes back when asked for)."""
+    _backends.pop(name, None)
+
+
 def names() -> list[str]:
     """Every backend a profile may name."""
     return sorted({*BUILT_IN, *_backends})

@@ -39,7 +39,7 @@ from .options import TaskOptions, task_options
 
 __all__ = ["TaskOptions", "task_options"]
 from .progress import Progress
-from ..core.rundir import RunDir, contained
+from ..core.rundir import RunDir, TaskDir, contained
 from ..sequences import Frame, Prepared, prepare
 from ..parts import (AccountingWriter, PartWriter, mark_failed, read_done, read_rejection,
                     verify_task)
@@ -97,7 +97,7 @@ def _run_task(run: RunDir, index: int, options: TaskOptions) -> TaskResult:
         _sweep_if_alone(task)
         done = read_done(task.root)
         return TaskResult(index, "already-done", done["rows"], done["sequences"])
-    with _exclusive(task.root, index) as alone:
+    with _exclusive(task, index) as alone:
         try:
             if alone:
                 _sweep_temp_files(task)
@@ -146,7 +146,7 @@ def _sweep_temp_files(task) -> None:
 def _sweep_if_alone(task) -> None:
     """A task killed after DONE (writing its last heartbeat) leaves that temp file: it is
     swept when no other process holds the shard (never a wait, never an error)."""
-    lock = FileLock(task.root / ".run-task.lock", timeout=0)
+    lock = FileLock(task.lock, timeout=0)
     try:
         lock.acquire()
     except (Timeout, OSError):
@@ -168,12 +168,12 @@ def _verified_done(task, expectation) -> bool:
 
 
 @contextmanager
-def _exclusive(task_dir, index: int):
+def _exclusive(task: TaskDir, index: int):
     """One process per shard at a time. This only saves a second process the work: results
     never depend on it (parts are verified by content; on some parallel file systems flock
     excludes nobody, on others it fails, and `VIRNUC_HPC_TASK_LOCK=0` turns it off)."""
-    make_dirs(task_dir)
-    lock = FileLock(task_dir / ".run-task.lock", timeout=0)
+    make_dirs(task.root)
+    lock = FileLock(task.lock, timeout=0)
     try:
         if os.environ.get("VIRNUC_HPC_TASK_LOCK", "1") != "0":
             lock.acquire()
@@ -181,7 +181,7 @@ def _exclusive(task_dir, index: int):
         raise UserError(f"shard {index} is being run by another process right now; wait for it "
                         "(`virnuc-hpc status`) instead of running it twice") from None
     except OSError as exc:
-        log.warning("no lock on %s (%s): going on without it", task_dir, exc)
+        log.warning("no lock on %s (%s): going on without it", task.root, exc)
     try:
         yield lock.is_locked
     finally:

@@ -32,6 +32,7 @@ from submitit.slurm.slurm import _make_sbatch_string
 
 from ...core.errors import UserError
 from ...core.fsio import atomic_write
+from ...core.rundir import RunDir
 from ..profiles import Profile
 from . import reasons as slurm_reasons
 from ..base import (COMPLETED, FAILED, PENDING, RUNNING, UNKNOWN, Outcome, Submission, TaskArgv,
@@ -39,7 +40,7 @@ from ..base import (COMPLETED, FAILED, PENDING, RUNNING, UNKNOWN, Outcome, Submi
 
 log = logging.getLogger(__name__)
 
-FOLDER = "slurm"                    # RUN/slurm/<job id>/: submitit pickles and logs
+BACKEND = "slurm"                   # RUN/slurm/<job id>/: submitit pickles and logs
 DEFAULT_MAX_ARRAY_SIZE = 1001       # SLURM's default MaxArraySize
 STATES = {
     PENDING: ("PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "RESIZING",
@@ -124,7 +125,7 @@ class SlurmExecutor:
         return {k: v for k, v in params.items() if v is not None}
 
     def _submitit(self, run_dir: Path, params: dict) -> submitit.SlurmExecutor:
-        ex = submitit.SlurmExecutor(folder=run_dir / FOLDER / "%j",
+        ex = submitit.SlurmExecutor(folder=_jobs(run_dir),
                                     max_num_timeout=self.profile.max_requeues)
         ex.update_parameters(**params)
         return ex
@@ -133,7 +134,7 @@ class SlurmExecutor:
                 reduce_argv: list[str] | None = None) -> str:
         """The sbatch scripts `submit` would send, and each array task's command; sends nothing."""
         run_dir = Path(run_dir).resolve()
-        folder, command = run_dir / FOLDER / "%j", _submitit_command(run_dir)
+        folder, command = _jobs(run_dir), _submitit_command(run_dir)
         out, chunks = [], split_arrays(indices, self._max_array_size())
         for n, chunk in enumerate(chunks):
             array = {"map_count": len(chunk)} if len(chunk) > 1 else {}   # as submitit does
@@ -215,9 +216,14 @@ class SlurmExecutor:
         return outcome
 
 
+def _jobs(run_dir: Path) -> Path:
+    """submitit's job folders (RunDir owns the run's paths)."""
+    return RunDir(run_dir).backend_files(BACKEND) / "%j"
+
+
 def _submitit_command(run_dir: Path) -> str:
     return f"{shlex.quote(sys.executable)} -u -m submitit.core._submit " \
-           f"{shlex.quote(str(run_dir / FOLDER / '%j'))}"
+           f"{shlex.quote(str(_jobs(run_dir)))}"
 
 
 def split_arrays(indices: list[int], max_array_size: int) -> list[list[int]]:
@@ -322,7 +328,7 @@ def reduce_jobs(run_dir: str | Path) -> list[str]:
 def _cached_states(run_dir: Path, record: dict, ids: list[str],
                    max_age_s: float) -> tuple[Raw, str]:
     """(job id -> (state, reason), the request check's refusal or ""), at most `max_age_s` old."""
-    path = run_dir / FOLDER / CACHE
+    path = RunDir(run_dir).backend_files(BACKEND) / CACHE
     try:
         cached = json.loads(path.read_text())
         misfit = cached["misfit"]           # absent: written before reasons were kept
