@@ -572,7 +572,7 @@ class Suite:
         from virnuc_hpc.sequences import prepare
 
         plan = load_plan(run)
-        config = plan.run_config
+        config = plan.config
         proteins = [f.protein for p in prepare(iter_shard_records(run, 0), plan.chunk_size)
                     for f in p.frames]
         os.environ["VIRNUC_HPC_CACHE"] = str(root)

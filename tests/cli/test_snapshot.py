@@ -40,17 +40,20 @@ def helps() -> dict[str, str]:
 
 
 def normalized(path: Path) -> bytes:
-    """A results file's bytes, with what records the moment or the place taken out."""
+    """A results file's bytes, with what records the moment or the place taken out (the
+    checkout's path, where an input's path is written, reads REPO)."""
     if path.name == "summary.json":
         data = json.loads(path.read_text())
         data.pop("time", None)
-        return json.dumps(data, indent=1, sort_keys=True).encode()
-    if path.name == "report.html":
+        text = json.dumps(data, indent=1, sort_keys=True)
+    elif path.name == "report.html":
         html = path.read_text()
         kept = re.findall(r"<h[12]>.*?</h[12]>|<tr><th>.*?</tr>|<p class=identity>.*?</p>|"
                           r"<p class=reuse>.*?</p>", html)
-        return "\n".join(kept).encode()
-    return path.read_bytes()
+        text = "\n".join(kept)
+    else:
+        return path.read_bytes().replace(str(REPO).encode(), b"REPO")
+    return text.replace(str(REPO), "REPO").encode()
 
 
 def listing(results: Path) -> dict[str, str]:
