@@ -14,7 +14,7 @@ import sys
 from ..core.errors import UserError
 
 SUBCOMMANDS = [
-    "translate", "plan", "run-task", "run", "reduce", "status", "resubmit", "predict",
+    "translate", "plan", "export-shards", "run-task", "run", "reduce", "status", "resubmit", "predict",
     "embed", "bench", "models", "submit", "report",
 ]
 

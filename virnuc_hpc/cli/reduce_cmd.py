@@ -10,6 +10,9 @@ def add_parser(sub) -> None:
                        description="Refuses partial output: any bad shard is named with its "
                                    "reason and the resubmit command.")
     p.add_argument("run_dir", metavar="RUN")
+    p.add_argument("--tasks", nargs="+", metavar="PATH", default=None,
+                   help="task folders written outside RUN/tasks/ (`run-task --out`), or folders "
+                        "of them; each is matched to its shard by its DONE")
     add_report_option(p)
     p.set_defaults(func=run)
 
@@ -17,4 +20,4 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ..pipeline.results import reduce_and_report
 
-    return reduce_and_report(args.run_dir, report=args.report)
+    return reduce_and_report(args.run_dir, report=args.report, tasks=args.tasks)

@@ -49,7 +49,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping
 
 from filelock import FileLock, Timeout
 
@@ -187,10 +187,19 @@ class ResultFiles:
 
 
 class RunDir:
-    """One run directory: the planner, the tasks, reduce and status all find files here."""
+    """One run directory: the planner, the tasks, reduce and status all find files here.
 
-    def __init__(self, root: str | os.PathLike):
+    `task_dirs` names task folders written elsewhere (a workflow engine's, a copy brought
+    back from a machine that shared nothing with the run dir): shard index -> folder. Those
+    shards are read and written there; every other shard in RUN/tasks/. A RunDir given as
+    `root` keeps its task folders."""
+
+    def __init__(self, root: str | os.PathLike, task_dirs: Mapping[int, str | os.PathLike]
+                 | None = None):
+        if task_dirs is None and isinstance(root, RunDir):
+            task_dirs = root.task_dirs
         self.root = Path(root)
+        self.task_dirs = {int(k): Path(v) for k, v in (task_dirs or {}).items()}
 
     @property
     def plan(self) -> Path:
@@ -244,7 +253,17 @@ class RunDir:
         return self.root / "tasks"
 
     def task(self, index: int) -> TaskDir:
+        if index in self.task_dirs:
+            return TaskDir(self.task_dirs[index])
         return TaskDir(self.tasks / index_name(index))
+
+    def checked_task(self, index: int) -> TaskDir:
+        """The shard's task folder: one of RUN/tasks/ must really lie inside the run dir (not
+        through a symlink out of it); a folder given in `task_dirs` is taken as given."""
+        task = self.task(index)
+        if index not in self.task_dirs:
+            contained(self.root, task.root)
+        return task
 
     @property
     def results(self) -> Path:
@@ -320,10 +339,18 @@ class RunDir:
         return self.root / backend
 
     def relative(self, path: str | os.PathLike) -> str:
-        """`path` relative to the run root, as stored in indexes (the run dir can move)."""
-        return Path(path).relative_to(self.root).as_posix()
+        """`path` relative to the run root, as stored in indexes (the run dir can move); a
+        task folder given in `task_dirs` may lie beside it (`../tasks/00000/...`)."""
+        try:
+            return Path(path).relative_to(self.root).as_posix()
+        except ValueError:
+            return Path(os.path.relpath(os.path.abspath(path), os.path.abspath(self.root))
+                        ).as_posix()
 
     def __fspath__(self) -> str:
+        return str(self.root)
+
+    def __str__(self) -> str:
         return str(self.root)
 
     def __repr__(self) -> str:

@@ -8,6 +8,7 @@ from typing import Callable
 
 from ..core.rundir import RunDir
 from ..plan import load_plan
+from ..reduce.folders import task_folders
 from ..reduce.merge import reduce_run
 from ..views.report import report_after_reduce
 
@@ -16,12 +17,15 @@ TINY_NOTE = ("note: the tiny model profile is random weights: these results are 
 
 
 def reduce_and_report(run_dir: str | os.PathLike, report: bool = True,
-                      say: Callable[[str], None] = print) -> int:
+                      say: Callable[[str], None] = print,
+                      tasks: list[str | os.PathLike] | None = None) -> int:
     """Verify and merge every shard into RUN/results/, then draw the report; 0, or 1 with
     the bad shards and the fix on stderr. A report that cannot be drawn is a warning: the
-    results stand."""
+    results stand. `tasks`: task folders written elsewhere (reduce/folders.py), read where
+    they are; the other shards are read from RUN/tasks/."""
     plan = load_plan(run_dir)
-    result = reduce_run(run_dir, fingerprints=plan.models or None)
+    run = RunDir(run_dir, task_folders(tasks, plan) if tasks else None)
+    result = reduce_run(run, fingerprints=plan.models or None)
     if not result.ok:
         print(result.report(), file=sys.stderr)
         return 1
@@ -36,9 +40,9 @@ def reduce_and_report(run_dir: str | os.PathLike, report: bool = True,
     if not report:
         say(f"report: skipped (--no-report); write it with `virnuc-hpc report {run_dir}`")
         return 0
-    warning = report_after_reduce(run_dir)
+    warning = report_after_reduce(run)
     if warning:
         print(warning, file=sys.stderr)
     else:
-        say(f"report: {RunDir(run_dir).report}")
+        say(f"report: {run.report}")
     return 0

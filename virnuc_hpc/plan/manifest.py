@@ -141,8 +141,8 @@ def load_manifest(run_dir: str | os.PathLike, index: int) -> Manifest:
         meta = read_manifest_json(run, index)
         check_format(run.manifest(index), meta.get("format"))
         _check_names(run, index, meta)
-        rows, ids = (_slice(run, index, meta[key]) for key in ("rows", "ids"))
-        dups, reps = (_slice(run, index, meta[key]) if key in meta else b""
+        rows, ids = (read_slice(run, index, meta[key]) for key in ("rows", "ids"))
+        dups, reps = (read_slice(run, index, meta[key]) if key in meta else b""
                       for key in ("duplicates", "representatives"))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise IntegrityError(f"shard {index}: manifest unreadable ({exc}); re-plan the run"
@@ -153,7 +153,8 @@ def load_manifest(run_dir: str | os.PathLike, index: int) -> Manifest:
         np.frombuffer(dups, PAIR_DTYPE), np.frombuffer(reps, np.int64))
 
 
-def _slice(run: RunDir, index: int, record: dict) -> bytes:
+def read_slice(run: RunDir, index: int, record: dict) -> bytes:
+    """The bytes of one slice a manifest names, checked against its sha256."""
     path = contained(run.root, run.shards / record["file"])
     with open(path, "rb") as handle:
         handle.seek(int(record["offset"]))

@@ -111,3 +111,12 @@ def over_limit(minutes: list[float], limit_min: int | None) -> list[int]:
     if limit_min is None:
         return []
     return [i for i, m in enumerate(minutes) if m > limit_min]
+
+
+TASK_MEM_MB = {"real": 64_000, "tiny": 4_000}  # host memory a task asks for: ESM-2 3B's load
+#                                                (jobs/slurm.yaml's 64G), or the tiny models
+
+
+def task_memory_mb(profile: str) -> int:
+    """The host memory (MB) one task of a run of `profile` asks a scheduler for."""
+    return TASK_MEM_MB.get(profile, TASK_MEM_MB["real"])

@@ -153,7 +153,7 @@ class _Verifier:
                  ) -> tuple[list[str], Manifest | None]:
         """(problems, manifest); the scores of every verified part go to `parts`."""
         try:
-            contained(self.run.root, self.run.task(index).root)
+            self.run.checked_task(index)
             manifest = load_manifest(self.run, index)
         except IntegrityError as exc:
             return [str(exc)], None
@@ -165,6 +165,10 @@ class _Verifier:
         problems = verify_task(task, expected, keep)
         if not problems:
             done = read_done(task)
+            if (done.get("shard", index), done.get("plan", manifest.plan_fingerprint)) != \
+                    (index, manifest.plan_fingerprint):
+                problems.append(f"{task.root} holds the task of shard {done.get('shard')} of "
+                                f"plan {str(done.get('plan'))[:12]}, not of this shard")
             declared = (done.get("widths"), done.get("fingerprints"), stored_features(done))
             self.reference = self.reference or (index, declared)
             if declared != self.reference[1]:

@@ -39,7 +39,7 @@ from .options import TaskOptions, task_options
 
 __all__ = ["TaskOptions", "task_options"]
 from .progress import Progress
-from ..core.rundir import RunDir, TaskDir, contained
+from ..core.rundir import RunDir, TaskDir
 from ..sequences import Frame, Prepared, prepare
 from ..parts import (AccountingWriter, PartWriter, mark_failed, read_done, read_rejection,
                     verify_task)
@@ -65,6 +65,8 @@ class TaskIOError(UserError):
 
 
 def _rerun(run: RunDir, index: int) -> str:
+    if index in run.task_dirs:
+        return f"`virnuc-hpc run-task {run.root} --index {index} --out {run.task(index).root}`"
     return f"`virnuc-hpc run-task {run.root} --index {index}` (or `virnuc-hpc resubmit " \
         f"{run.root} --indices {index}`)"
 
@@ -77,8 +79,11 @@ class TaskResult:
     sequences: int
 
 
-def run_task(run_dir, index: int, options: TaskOptions | None = None) -> TaskResult:
-    run = RunDir(run_dir)
+def run_task(run_dir, index: int, options: TaskOptions | None = None,
+             out: str | os.PathLike | None = None) -> TaskResult:
+    """Shard `index` of the run (or of a shard's exported inputs, plan/export.py) into its
+    task folder: RUN/tasks/I, or `out` (a folder anywhere; the run dir is then only read)."""
+    run = RunDir(run_dir, None if out is None else {index: out})
     try:
         return _run_task(run, index, options or TaskOptions())
     except OSError as exc:
@@ -90,8 +95,7 @@ def _run_task(run: RunDir, index: int, options: TaskOptions) -> TaskResult:
     manifest = planning.load_manifest(run.root, index)
     expectation = replace(manifest.expectation(fingerprints=plan.models or None),
                           features=options.features)  # a DONE stored otherwise is redone
-    task = run.task(index)
-    contained(run.root, task.root)  # never written through a symlink out of the run dir
+    task = run.checked_task(index)  # never written through a symlink out of the run dir
     if _verified_done(task, expectation):
         log.info("shard %d is already done and verified: nothing to do", index)
         _sweep_if_alone(task)
@@ -207,7 +211,7 @@ def _compute(run: RunDir, plan, index: int, options: TaskOptions) -> TaskResult:
             with AccountingWriter(task.root) as accounting:  # published after the last part
                 _write_parts(run, plan, index, options, pipeline, writer, accounting, stop)
                 fault_point("task.parts_done")
-        writer.write_done({"skipped": accounting.skipped},
+        writer.write_done({"skipped": accounting.skipped}, shard=index, plan=plan.fingerprint,
                           started=progress.started_wall, gpu=progress.gpu,
                           rate=round(progress.rate, 3), embedded=pipeline.embedded)
     return TaskResult(index, "done", writer.rows_done, accounting.sequences)
