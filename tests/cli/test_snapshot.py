@@ -22,8 +22,8 @@ from tests.helpers import REPO, run_cli
 
 SNAPSHOTS = Path(__file__).parents[1] / "snapshots"
 UPDATE = os.environ.get("VIRNUC_UPDATE_SNAPSHOTS") == "1"
-COMMANDS = ["translate", "plan", "run-task", "run", "reduce", "status", "resubmit", "predict",
-            "embed", "bench", "models", "submit", "report"]
+COMMANDS = ["translate", "plan", "export-shards", "run-task", "run", "reduce", "status",
+            "resubmit", "predict", "embed", "bench", "models", "submit", "report"]
 SUBCOMMANDS = {"models": ["fetch", "verify", "list", "check-reference", "check-install"]}
 ENV = {"COLUMNS": "100", "LINES": "50"}
 

@@ -14,8 +14,8 @@ import sys
 from ..core.errors import UserError
 
 SUBCOMMANDS = [
-    "translate", "plan", "export-shards", "run-task", "run", "reduce", "status", "resubmit", "predict",
-    "embed", "bench", "models", "submit", "report",
+    "translate", "plan", "export-shards", "run-task", "run", "reduce", "status", "resubmit",
+    "predict", "embed", "bench", "models", "submit", "report",
 ]
 
 

@@ -26,6 +26,10 @@
                                                     and scheduler.json, its cached states)
     RUN/tasks/00000/.run-task.lock                  one process per shard at a time
 
+A task folder may also lie outside the run dir (`task_dirs`: `run-task --out`, `reduce
+--tasks`), and a shard's inputs may be exported as a one-shard run dir of their own
+(plan/export.py) for a task that sees nothing else.
+
 A run dir is only ever a folder that did not exist, was empty, or is already a run: nothing of
 a user's is overwritten or deleted (`claim_run_dir`). One command at a time drives a run
 (`predict`, `run`, `resubmit`, `submit`: `driver_lock`); a second is refused at once, naming

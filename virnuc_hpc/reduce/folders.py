@@ -44,8 +44,12 @@ def _shard_of(folder: Path, plan: Plan) -> int:
     if not isinstance(index, int) or planned is None:
         raise UserError(f"--tasks {folder}: its DONE names no shard (written by an older "
                         "virnuc-hpc); rerun that shard")
-    if planned != plan.fingerprint or not 0 <= index < len(plan.shards):
+    if planned != plan.fingerprint:
         raise UserError(f"--tasks {folder}: the task of shard {index} of another run (plan "
                         f"{str(planned)[:12]}, this run's is {plan.fingerprint[:12]}); give "
                         "this run's task folders")
+    if not 0 <= index < len(plan.shards):
+        raise UserError(f"--tasks {folder}: the task of shard {index}, and this run has "
+                        f"shards 0 to {len(plan.shards) - 1} (the study planned otherwise); "
+                        "give this run's task folders")
     return index
