@@ -6,18 +6,23 @@ is refused in one line."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.helpers import run_cli
+from tests.helpers_run import plan
 from tests.invariance.test_real_genomes import study_sheet
 from virnuc_hpc.core.errors import UserError
 from virnuc_hpc.core.rundir import RunDir, TaskDir
-from virnuc_hpc.plan import load_plan
+from virnuc_hpc.plan import iter_shard_records, load_manifest, load_plan, seqfile
 from virnuc_hpc.plan.export import export_shards, read_jobs
+from virnuc_hpc.plan.samples import read_samplesheet
 from virnuc_hpc.plan.sizing import LIMIT_MARGIN
 
 RESULTS = ("prediction_results.txt", "prediction_results_highestscore.csv", "predictions.tsv",
@@ -160,3 +165,30 @@ def test_folders_given_to_reduce_are_each_found_by_their_done(study, tasks, tmp_
     assert missing.returncode == 1 and "index 1: DONE missing" in missing.stderr
     twice = run_cli("reduce", run, "--tasks", named[0], tasks / "00002", "--no-report")
     assert twice.returncode != 0 and "shard 2: two task folders" in twice.stderr
+
+
+@settings(max_examples=int(os.environ.get("VIRNUC_PROPERTY_EXAMPLES", "200")) // 4,
+          deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(shards=st.integers(1, 9), frame_bytes=st.integers(200, 20_000),
+       share=st.sampled_from([0.0, 0.5]), seed=st.integers(0, 2**16))
+def test_every_exported_shard_reads_the_records_its_task_reads_in_the_run(
+        tiny_cache, tmp_path_factory, monkeypatch, shards, frame_bytes, share, seed):
+    """Whatever the shard count and the sequence file's frame size (so shards start and end
+    anywhere in a frame), a shard's exported folder yields its task exactly the records, IDs
+    and ordinals it reads in the run dir, and the slices of duplicates that go with them."""
+    root = tmp_path_factory.mktemp("prop")
+    sheet = study_sheet(root / "in", np.random.default_rng(seed), [7, 5, 9],
+                        duplicate_share=share, lengths=(20, 900))
+    monkeypatch.setattr(seqfile, "FRAME_BYTES", frame_bytes)
+    plan(read_samplesheet(sheet), root / "run", shards=shards)
+    planned = load_plan(root / "run")
+    export_shards(root / "run", root / "x")
+    for shard in planned.shards:
+        inputs = root / "x" / f"{shard.index:05d}"
+        assert list(iter_shard_records(inputs, shard.index)) == \
+            list(iter_shard_records(root / "run", shard.index))
+        mine, theirs = load_manifest(inputs, shard.index), load_manifest(root / "run",
+                                                                         shard.index)
+        assert (mine.ids, mine.first, mine.duplicates.tolist(), mine.representatives.tolist()
+                ) == (theirs.ids, theirs.first, theirs.duplicates.tolist(),
+                      theirs.representatives.tolist())

@@ -91,6 +91,9 @@ def read_range(path: Path, index: np.ndarray, first: int, count: int) -> Iterato
     k = int(np.searchsorted(index["first"], first, side="right")) - 1
     with open(path, "rb") as handle:
         while count > 0:
+            if not 0 <= k < len(index):
+                raise IntegrityError(f"{path}: holds no frame with ordinal {first}; fix: plan "
+                                     "the input again in a new run dir")
             frame = index[k]
             lines = _frame_lines(path, handle, frame)[first - int(frame["first"]):][:count]
             yield from lines

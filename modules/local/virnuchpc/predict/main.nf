@@ -20,7 +20,8 @@ process VIRNUCHPC_PREDICT {
     tuple val(meta), path("${prefix}/results/summary.json")   , emit: summary
     tuple val(meta), path("${prefix}/results/virnuc_hpc_*")   , emit: multiqc
     tuple val(meta), path("${prefix}/results/report.html")    , emit: report, optional: true
-    path "versions.yml"                                       , emit: versions
+    tuple val("${task.process}"), val('virnuc-hpc'), eval('virnuc-hpc --version | sed -n "s/^ *virnuc-hpc: *//p"'), topic: versions, emit: versions_virnuchpc
+    tuple val("${task.process}"), val('torch'), eval('virnuc-hpc --version | sed -n "s/^ *torch: *//p"'), topic: versions, emit: versions_torch
 
     when:
     task.ext.when == null || task.ext.when
@@ -36,11 +37,6 @@ process VIRNUCHPC_PREDICT {
         --parallel ${parallel} \\
         --quiet \\
         ${args}
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-    \$(virnuc-hpc --version | sed '1d')
-    END_VERSIONS
     """
 
     stub:
@@ -56,10 +52,5 @@ process VIRNUCHPC_PREDICT {
     done
     touch ${prefix}/results/samples.tsv ${prefix}/results/summary.json \\
         ${prefix}/results/virnuc_hpc_general_stats_mqc.json
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-    \$(virnuc-hpc --version | sed '1d')
-    END_VERSIONS
     """
 }
