@@ -82,3 +82,41 @@ def slurm_cluster():
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def dedup_study(tiny_cache, tmp_path_factory) -> Path:
+    """ROOT: a 3-sample study of real reads (ROOT/in/samples.csv), 40 % of them repeating
+    another across samples, its `predict` run (ROOT/predicted) and a plan of it in 3 shards
+    (ROOT/run): for the shared-nothing tests (tests/plan/test_export.py, tests/reduce/)."""
+    import numpy as np
+
+    from tests.helpers import run_cli
+    from tests.invariance.test_real_genomes import study_sheet
+    from virnuc_hpc.plan import load_plan
+
+    root = tmp_path_factory.mktemp("dedup-study")
+    sheet = study_sheet(root / "in", np.random.default_rng(7), [12, 9, 15], duplicate_share=0.4)
+    for argv in (["predict", "--samplesheet", sheet, "-o", root / "predicted", "--no-report",
+                  "--quiet"],
+                 ["plan", "--samplesheet", sheet, "--run-dir", root / "run", "--shards", "3"]):
+        done = run_cli(*argv, "--models", "tiny")
+        assert done.returncode == 0, done.stderr
+    assert load_plan(root / "run").duplicate_count >= 5
+    return root
+
+
+@pytest.fixture(scope="session")
+def study_tasks(dedup_study, tmp_path_factory) -> Path:
+    """The dedup study's three task folders, each run from its exported inputs and written
+    outside the run dir (FOLDER/00000, ...)."""
+    from tests.helpers import run_cli
+    from virnuc_hpc.plan.export import export_shards
+
+    root = tmp_path_factory.mktemp("study-tasks")
+    export_shards(dedup_study / "run", root / "in")
+    for index in range(3):
+        done = run_cli("run-task", root / "in" / f"{index:05d}", "--index", index, "--out",
+                       root / "out" / f"{index:05d}", "--device", "cpu")
+        assert done.returncode == 0, done.stderr
+    return root / "out"

@@ -8,6 +8,7 @@ is checked as the command it would run (`-n -p`)."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -78,7 +79,9 @@ def slurm_env(cluster, root: Path) -> dict:
     wrappers = root / "bin"
     wrappers.mkdir()
     srun = wrappers / "srun"
-    srun.write_text(f"#!/bin/sh\nexport SLURM_CONF={cluster.conf}\nexec /usr/bin/srun \"$@\"\n")
+    real = shutil.which("srun", path=os.pathsep.join(
+        p for p in os.environ["PATH"].split(os.pathsep) if p != str(cluster.bin)))
+    srun.write_text(f"#!/bin/sh\nexport SLURM_CONF={cluster.conf}\nexec {real} \"$@\"\n")
     srun.chmod(0o755)
     path = [p for p in os.environ["PATH"].split(os.pathsep) if p != str(cluster.bin)]
     return {**os.environ, "SLURM_CONF": str(cluster.conf),
