@@ -92,7 +92,7 @@ def dedup_study(tiny_cache, tmp_path_factory) -> Path:
     import numpy as np
 
     from tests.helpers import run_cli
-    from tests.invariance.test_real_genomes import study_sheet
+    from tests.invariance.genomes import study_sheet
     from virnuc_hpc.plan import load_plan
 
     root = tmp_path_factory.mktemp("dedup-study")

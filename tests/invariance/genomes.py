@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tests.helpers_study import write_sample
+
 GENOMES = Path(__file__).resolve().parents[1] / "data" / "genomes"
 COMPLEMENT = str.maketrans("ACGTacgtNn", "TGCAtgcaNn")
 
@@ -49,3 +51,22 @@ def write_fasta(path: Path, reads: list[tuple[str, str]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(f">{rid} sampled from a real genome\n{seq}\n" for rid, seq in reads))
     return path
+
+
+def study_sheet(folder, rng, sizes, duplicate_share=0.0, lengths=(100, 1500)):
+    """Samples of real reads (100-1,500 bp); `duplicate_share` of the reads repeat a read of
+    this or an earlier sample under a new ID."""
+    folder.mkdir(parents=True, exist_ok=True)
+    pool, lines = [], ["sample,fasta"]
+    for k, size in enumerate(sizes):
+        records = []
+        for rid, seq in sample_reads(rng, size, *lengths, prefix=f"s{k}r"):
+            if pool and rng.random() < duplicate_share:
+                seq = pool[int(rng.integers(len(pool)))]
+            records.append((rid, seq))
+            pool.append(seq)
+        path = write_sample(folder / f"s{k}.fa", records)
+        lines.append(f"s{k},{path.name}")
+    sheet = folder / "samples.csv"
+    sheet.write_text("\n".join(lines) + "\n")
+    return sheet

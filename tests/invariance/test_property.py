@@ -19,16 +19,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import run_cli
+from tests.helpers import results_bytes, run_cli
 from tests.helpers_run import plan, run_all
 from tests.helpers_study import write_sample
 from tests.invariance.genomes import genomes, read_at
 from virnuc_hpc.plan.samples import read_samplesheet
 from virnuc_hpc.reduce.merge import reduce_run
-from virnuc_hpc.core.rundir import RunDir
 
 EXAMPLES = int(os.environ.get("VIRNUC_PROPERTY_EXAMPLES", "200"))
-FILES = ("prediction_results.txt", "prediction_results_highestscore.csv", "predictions.tsv")
 LENGTHS = {"tiny": (1, 60), "short": (100, 450), "medium": (450, 1200), "long": (1200, 3000)}
 
 
@@ -111,12 +109,6 @@ def computed(study, run_dir: Path, depth: str = "1", shards: int = 1, **config) 
     return run_dir
 
 
-def results(run_dir: Path) -> dict[str, bytes]:
-    root = RunDir(run_dir).results
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.name in FILES}
-
-
 @pytest.fixture(scope="module")
 def held_models(tiny_cache):
     """The tiny models stay loaded across examples (each task then reuses them)."""
@@ -139,7 +131,7 @@ def test_any_cut_of_any_study_writes_the_reference_runs_bytes(held_models, sampl
         other = computed(study, folder / "cut", cut["prefetch"], cut["shards"],
                          part_rows=cut["part_rows"], dedup=cut["dedup"],
                          features=cut["features"])
-        assert results(other) == results(reference)
+        assert results_bytes(other) == results_bytes(reference)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -157,6 +149,6 @@ def test_parallel_task_processes_write_the_reference_runs_bytes(tiny_cache, samp
                        folder / "parallel", "--models", "tiny", "--shards", shards,
                        "--parallel", 2, "--quiet")
         assert done.returncode == 0, done.stderr
-        assert results(folder / "parallel") == results(reference)
+        assert results_bytes(folder / "parallel") == results_bytes(reference)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -13,16 +13,14 @@ import sys
 import numpy as np
 import pytest
 
+from tests.helpers import results_bytes
 from tests.helpers_run import part_digests, plan, run_all
-from tests.helpers_study import write_sample
-from tests.invariance.genomes import sample_reads, write_fasta
+from tests.invariance.genomes import sample_reads, study_sheet, write_fasta
 from tests.invariance.mkl import on_intel_path
 from virnuc_hpc.plan import load_plan
 from virnuc_hpc.plan.samples import read_samplesheet
 from virnuc_hpc.reduce.merge import reduce_run
 from virnuc_hpc.core.rundir import RunDir
-
-FILES = ("prediction_results.txt", "prediction_results_highestscore.csv", "predictions.tsv")
 
 
 def computed(inputs, run_dir, shards=1, **config):
@@ -31,13 +29,6 @@ def computed(inputs, run_dir, shards=1, **config):
     result = reduce_run(run_dir)
     assert result.ok, result.report()
     return run_dir
-
-
-def results(run_dir) -> dict[str, bytes]:
-    """Every sample's results files, by path under RUN/results."""
-    root = RunDir(run_dir).results
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.name in FILES}
 
 
 def frame_lines(run_dir) -> int:
@@ -63,26 +54,7 @@ def test_the_shard_count_changes_no_byte(one_shard, reads, tmp_path):
     for shards in (3, 7):
         other = computed(reads, tmp_path / f"s{shards}", shards=shards)
         assert len(load_plan(other).shards) == shards
-        assert results(other) == results(one_shard), f"{shards} shards"
-
-
-def study_sheet(folder, rng, sizes, duplicate_share=0.0, lengths=(100, 1500)):
-    """Samples of real reads (100-1,500 bp); `duplicate_share` of the reads repeat a read of
-    this or an earlier sample under a new ID."""
-    folder.mkdir(parents=True, exist_ok=True)
-    pool, lines = [], ["sample,fasta"]
-    for k, size in enumerate(sizes):
-        records = []
-        for rid, seq in sample_reads(rng, size, *lengths, prefix=f"s{k}r"):
-            if pool and rng.random() < duplicate_share:
-                seq = pool[int(rng.integers(len(pool)))]
-            records.append((rid, seq))
-            pool.append(seq)
-        path = write_sample(folder / f"s{k}.fa", records)
-        lines.append(f"s{k},{path.name}")
-    sheet = folder / "samples.csv"
-    sheet.write_text("\n".join(lines) + "\n")
-    return sheet
+        assert results_bytes(other) == results_bytes(one_shard), f"{shards} shards"
 
 
 def test_every_sample_of_a_study_equals_its_one_sample_run(tiny_cache, tmp_path):
@@ -102,7 +74,7 @@ def test_duplicate_reads_change_no_byte(tiny_cache, tmp_path):
     dedup = computed(read_samplesheet(sheet), tmp_path / "dedup", shards=2)
     assert load_plan(dedup).duplicate_count >= 90
     everything = computed(read_samplesheet(sheet), tmp_path / "all", shards=2, dedup=False)
-    assert results(dedup) == results(everything)
+    assert results_bytes(dedup) == results_bytes(everything)
 
 
 def run_task_process(run_dir, index: int, faults: str = "") -> int:
@@ -126,7 +98,8 @@ def test_a_killed_and_resumed_shard_writes_the_clean_runs_bytes(one_shard, reads
     assert not RunDir(killed).task(0).done.exists()       # killed before the end
     assert run_task_process(killed, 0) == 0 and run_task_process(killed, 1) == 0
     assert [part_digests(killed, i) for i in (0, 1)] == [part_digests(clean, i) for i in (0, 1)]
-    assert reduce_run(killed).ok and results(killed) == results(clean) == results(one_shard)
+    assert reduce_run(killed).ok
+    assert results_bytes(killed) == results_bytes(clean) == results_bytes(one_shard)
 
 
 @pytest.mark.skipif(not on_intel_path(), reason="runs on MKL's Intel code path only "
@@ -136,4 +109,4 @@ def test_length_sorted_batches_do_change_bytes_on_this_path(one_shard, reads, tm
     shard count changes the bits of some frames here (it did in the issue)."""
     sorted_one = computed(reads, tmp_path / "one", shards=1, invariant=False)
     sorted_three = computed(reads, tmp_path / "three", shards=3, invariant=False)
-    assert results(sorted_one) != results(sorted_three)
+    assert results_bytes(sorted_one) != results_bytes(sorted_three)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.helpers import results_bytes
 from tests.helpers_run import run_all
 from tests.helpers_study import ALL_SKIPPED, sample_records, write_sample
 from virnuc_hpc.models.cache import profile_fingerprints
@@ -68,19 +69,12 @@ def without_new_columns(path: Path) -> list[list[str]]:
     return [[v for k, v in enumerate(row) if k not in drop] for row in rows]
 
 
-def results_files(run_dir: Path) -> dict[str, bytes]:
-    results = RunDir(run_dir).results
-    return {str(p.relative_to(results)): p.read_bytes() for p in sorted(results.rglob("*"))
-            if p.name in ("prediction_results.txt", "prediction_results_highestscore.csv",
-                          "predictions.tsv")}
-
-
 @pytest.mark.parametrize("fraction", [0.0, 0.3, 0.9])
 def test_every_results_file_is_the_same_with_and_without_dedup(tiny_cache, tmp_path, fraction):
     sheet = duplicate_study(tmp_path / "study", fraction)
     computed(sheet, tmp_path / "dedup")
     computed(sheet, tmp_path / "all", dedup=False)
-    ours, reference = results_files(tmp_path / "dedup"), results_files(tmp_path / "all")
+    ours, reference = results_bytes(tmp_path / "dedup"), results_bytes(tmp_path / "all")
     assert len(ours) == 30 and ours == reference
     samples = RunDir(tmp_path / "dedup").samples_table
     assert without_new_columns(samples) == \

@@ -15,10 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import run_cli
-from tests.helpers_export import results
+from tests.helpers import STUDY_FILES, results_bytes, run_cli
 from tests.helpers_run import plan
-from tests.invariance.test_real_genomes import study_sheet
+from tests.invariance.genomes import study_sheet
 from virnuc_hpc.core.errors import UserError
 from virnuc_hpc.core.rundir import RunDir, TaskDir
 from virnuc_hpc.plan import iter_shard_records, load_manifest, load_plan, seqfile
@@ -47,7 +46,7 @@ def test_each_shard_runs_alone_from_its_inputs_and_reduce_equals_predict(dedup_s
     done = run_cli("reduce", run, "--tasks", tmp_path / "back", "--no-report")
     assert done.returncode == 0, done.stderr
     assert not (run / "tasks").exists()       # read where they were, not copied in
-    assert results(run) == results(dedup_study / "predicted")
+    assert results_bytes(run, STUDY_FILES) == results_bytes(dedup_study / "predicted", STUDY_FILES)
 
 
 def _all_text(folder: Path) -> str:

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import shutil
 
-from tests.helpers import run_cli
-from tests.helpers_export import results
+from tests.helpers import STUDY_FILES, results_bytes, run_cli
 from virnuc_hpc.core.rundir import RunDir
 
 
@@ -39,7 +38,7 @@ def test_folders_given_to_reduce_are_each_found_by_their_done(dedup_study, study
         shutil.copytree(study_tasks / f"0000{index}", folder)
     done = run_cli("reduce", run, "--tasks", *named, "--no-report")
     assert done.returncode == 0, done.stderr
-    assert results(run) == results(dedup_study / "predicted")
+    assert results_bytes(run, STUDY_FILES) == results_bytes(dedup_study / "predicted", STUDY_FILES)
     missing = run_cli("reduce", run, "--tasks", named[0], named[1], "--no-report")
     assert missing.returncode == 1 and "index 1: DONE missing" in missing.stderr
     twice = run_cli("reduce", run, "--tasks", named[0], study_tasks / "00002", "--no-report")

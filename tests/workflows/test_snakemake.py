@@ -76,14 +76,13 @@ def slurm_env(cluster, root: Path) -> dict:
     real `sacct` answers (accounting is off: the plugin reads squeue), and `srun` inside a
     job finds the cluster's config (the plugin's job step drops SLURM_* variables, so a site
     keeps it where every node finds it; this cluster's is in a temp dir)."""
+    path = [p for p in os.environ["PATH"].split(os.pathsep) if p != str(cluster.bin)]
     wrappers = root / "bin"
     wrappers.mkdir()
     srun = wrappers / "srun"
-    real = shutil.which("srun", path=os.pathsep.join(
-        p for p in os.environ["PATH"].split(os.pathsep) if p != str(cluster.bin)))
+    real = shutil.which("srun", path=os.pathsep.join(path))
     srun.write_text(f"#!/bin/sh\nexport SLURM_CONF={cluster.conf}\nexec {real} \"$@\"\n")
     srun.chmod(0o755)
-    path = [p for p in os.environ["PATH"].split(os.pathsep) if p != str(cluster.bin)]
     return {**os.environ, "SLURM_CONF": str(cluster.conf),
             "PATH": os.pathsep.join([str(wrappers), str(BIN), *path])}
 
